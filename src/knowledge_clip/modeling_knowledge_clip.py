@@ -1,0 +1,985 @@
+# Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
+"""
+PyTorch Knowledge-CLIP (Pan et al., "Contrastive Language-Image Pre-Training with Knowledge Graphs", NeurIPS 2022).
+
+This module imports only its configuration and `losses.py`, flat and relative, so that `save_pretrained` of a model
+registered for the auto classes copies everything `AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_knowledge_clip import KnowledgeCLIPConfig, KnowledgeFusionConfig
+from .losses import FeatureGather, clip_loss, e2e_loss, e2r_loss, g2e_loss, kd_loss
+
+MASKED = -1
+"""Index that stands for a masked triplet element (`-` in the paper's `Y(h, r, -)`)."""
+
+
+@dataclass
+class KnowledgeCLIPOutput(ModelOutput):
+    r"""
+    Output of [`KnowledgeCLIPModel`]: a superset of `CLIPOutput`.
+
+    For plain CLIP inputs (`input_ids`, `pixel_values`) the CLIP fields are exactly `CLIPModel`'s and `loss` is CLIP's
+    contrastive loss. For a knowledge batch (`triplets` given) the CLIP fields describe the batch's text and image
+    entities, and the knowledge fields are filled.
+
+    Args:
+        loss (`torch.Tensor` of shape `()`, *optional*, returned when `return_loss=True`):
+            The total loss: the weighted sum of the objectives below that were computed (Eq. 14).
+        e2e_loss (`torch.Tensor` of shape `()`, *optional*):
+            Entity-entity InfoNCE (Eq. 8).
+        e2r_loss (`torch.Tensor` of shape `()`, *optional*):
+            Entity-relation cross-entropy (Eq. 10).
+        g2e_loss (`torch.Tensor` of shape `()`, *optional*):
+            Graph-entity InfoNCE (Eq. 13); computed when `graph_edges` are given.
+        kd_loss (`torch.Tensor` of shape `()`, *optional*):
+            Distillation against the teacher; computed when a teacher or its embeddings are given.
+        clip_loss (`torch.Tensor` of shape `()`, *optional*):
+            CLIP's contrastive loss on the batch's image-text triplets; computed when `config.clip_loss_weight > 0`.
+        logits_per_image (`torch.Tensor` of shape `(image_batch_size, text_batch_size)`):
+            Scaled cosine similarities between image and text embeddings.
+        logits_per_text (`torch.Tensor` of shape `(text_batch_size, image_batch_size)`):
+            The transpose of `logits_per_image`.
+        text_embeds (`torch.Tensor` of shape `(text_batch_size, projection_dim)`):
+            Normalised projected text embeddings.
+        image_embeds (`torch.Tensor` of shape `(image_batch_size, projection_dim)`):
+            Normalised projected image embeddings.
+        text_model_output (`BaseModelOutputWithPooling`):
+            Output of the text tower.
+        vision_model_output (`BaseModelOutputWithPooling`):
+            Output of the vision tower.
+        entity_embeds (`torch.Tensor` of shape `(num_entities, fusion_hidden_size)`, *optional*):
+            The entity representation `Y(-,-,e)` of every entity of the batch, in slot order (texts, then images).
+        query_embeds (`torch.Tensor` of shape `(num_triplets, fusion_hidden_size)`, *optional*):
+            `Y(h_i, r_i, -)` of each triplet (Eq. 4 with the tail masked).
+        relation_embeds (`torch.Tensor` of shape `(num_triplets, fusion_hidden_size)`, *optional*):
+            `R(h_i, -, t_i)` of each triplet (Eq. 5 with the relation masked).
+        relation_logits (`torch.Tensor` of shape `(num_triplets, num_relations)`, *optional*):
+            The relation classifier's logits on `relation_embeds`.
+        graph_embeds (`torch.Tensor` of shape `(num_entities, fusion_hidden_size)`, *optional*):
+            `G^L(e)` of every entity after message passing over `graph_edges` (Eqs. 11-12).
+        fusion_model_output (`BaseModelOutput`, *optional*):
+            Output of the fusion encoder's passes (`hidden_states`/`attentions` when requested), one per pass.
+    """
+
+    loss: torch.Tensor | None = None
+    e2e_loss: torch.Tensor | None = None
+    e2r_loss: torch.Tensor | None = None
+    g2e_loss: torch.Tensor | None = None
+    kd_loss: torch.Tensor | None = None
+    clip_loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling = None
+    vision_model_output: BaseModelOutputWithPooling = None
+    entity_embeds: torch.Tensor | None = None
+    query_embeds: torch.Tensor | None = None
+    relation_embeds: torch.Tensor | None = None
+    relation_logits: torch.Tensor | None = None
+    graph_embeds: torch.Tensor | None = None
+    fusion_model_output: tuple[BaseModelOutput, ...] | None = None
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(
+            v.to_tuple() if isinstance(v, ModelOutput) else v
+            for v in (self[k] for k in self.keys())
+            if not isinstance(v, tuple) or not v or not isinstance(v[0], ModelOutput)
+        )
+
+
+@dataclass
+class EntityFeatures:
+    """
+    What the towers make of a batch's entities and relations, ready for the fusion encoder.
+
+    Args:
+        tokens (`torch.Tensor` of shape `(num_entities, max_tokens, fusion_hidden_size)`): each entity's token features,
+            mapped to the fusion width and left-aligned (texts' real tokens, images' class token and patches).
+        lengths (`torch.Tensor` of shape `(num_entities,)`): number of real tokens of each entity.
+        relation_tokens (`torch.Tensor` of shape `(num_relations_in_batch, fusion_hidden_size)`): x̄_r, the pooled
+            text-tower output of each relation mapped to the fusion width.
+        text_embeds (`torch.Tensor` of shape `(num_text_entities, projection_dim)`): projected, un-normalised.
+        image_embeds (`torch.Tensor` of shape `(num_image_entities, projection_dim)`): projected, un-normalised.
+        text_model_output, vision_model_output (`BaseModelOutputWithPooling`, *optional*): the towers' outputs.
+    """
+
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    relation_tokens: torch.Tensor
+    text_embeds: torch.Tensor
+    image_embeds: torch.Tensor
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops a whole residual branch per sample with probability `drop_prob` while training."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return hidden_states
+        keep_prob = 1.0 - self.drop_prob
+        shape = (hidden_states.shape[0],) + (1,) * (hidden_states.dim() - 1)
+        keep = hidden_states.new_empty(shape).bernoulli_(keep_prob)
+        return hidden_states * keep / keep_prob
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class KnowledgeFusionAttention(nn.Module):
+    """Multi-head self-attention dispatched through transformers' attention interface (SDPA by default)."""
+
+    def __init__(self, config: KnowledgeFusionConfig):
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = self.embed_dim // self.num_heads
+        self.scale = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.is_causal = False
+        self.q_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.k_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
+        self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+        queries = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        keys = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        values = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            queries,
+            keys,
+            values,
+            attention_mask,
+            scaling=self.scale,
+            dropout=0.0 if not self.training else self.dropout,
+            **kwargs,
+        )
+        attn_output = self.out_proj(attn_output.reshape(*input_shape, -1).contiguous())
+        return attn_output, attn_weights
+
+
+class KnowledgeFusionMLP(nn.Module):
+    def __init__(self, config: KnowledgeFusionConfig):
+        super().__init__()
+        self.activation_fn = ACT2FN[config.hidden_act]
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation_fn(self.fc1(hidden_states)))
+
+
+class KnowledgeFusionLayer(GradientCheckpointingLayer):
+    """A pre-norm transformer layer with stochastic depth on both residual branches."""
+
+    def __init__(self, config: KnowledgeFusionConfig, drop_path_rate: float):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = KnowledgeFusionAttention(config)
+        self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = KnowledgeFusionMLP(config)
+        self.drop_path = DropPath(drop_path_rate)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs) -> torch.Tensor:
+        attn_output, _ = self.self_attn(self.layer_norm1(hidden_states), attention_mask=attention_mask, **kwargs)
+        hidden_states = hidden_states + self.drop_path(attn_output)
+        hidden_states = hidden_states + self.drop_path(self.mlp(self.layer_norm2(hidden_states)))
+        return hidden_states
+
+
+class KnowledgeFusionEmbeddings(nn.Module):
+    """
+    Builds the fusion encoder's input sequences, Eq. 3 with the masking of Eq. 6:
+    `X(h, r, t) = [<head>, x_h + PE_h, x̄_r + PE_r, x_t + PE_t]`.
+
+    `<head>` is a learned token, `PE_h` and `PE_t` learned role encodings per token position, `PE_r` one learned
+    vector. A masked element (index `MASKED`) is one zero token (our reading: the paper says "zero feature"), which
+    still receives its role encoding, so the relation always sits at index `1 + len(x_h)` with `len = 1` for a masked
+    head. Rows are right-padded to the longest.
+    """
+
+    def __init__(self, config: KnowledgeFusionConfig):
+        super().__init__()
+        self.config = config
+        self.head_token = nn.Parameter(torch.empty(config.hidden_size))
+        self.relation_role_embedding = nn.Parameter(torch.empty(config.hidden_size))
+        self.head_role_embedding = nn.Embedding(config.max_entity_tokens, config.hidden_size)
+        self.tail_role_embedding = nn.Embedding(config.max_entity_tokens, config.hidden_size)
+
+    def forward(
+        self, entities: EntityFeatures, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            entities (`EntityFeatures`): token features of the batch's entities and relations.
+            heads, relations, tails (`torch.Tensor` of shape `(num_sequences,)`): entity slot / relation row of each
+                sequence's parts, `MASKED` for a masked part.
+
+        Returns:
+            `inputs_embeds` `(num_sequences, seq_len, hidden)`, `attention_mask` `(num_sequences, seq_len)` and the
+            index of the relation slot of each sequence `(num_sequences,)`.
+        """
+        max_tokens = entities.tokens.shape[1]
+        if max_tokens > self.config.max_entity_tokens:
+            raise ValueError(
+                f"An entity has {max_tokens} tokens but the fusion encoder has role encodings for "
+                f"{self.config.max_entity_tokens} (fusion_encoder_config.max_entity_tokens)."
+            )
+        one = torch.ones_like(heads)
+        head_lengths = torch.where(heads == MASKED, one, entities.lengths[heads.clamp(min=0)])
+        tail_lengths = torch.where(tails == MASKED, one, entities.lengths[tails.clamp(min=0)])
+        relation_positions = 1 + head_lengths
+        sequence_lengths = relation_positions + 1 + tail_lengths
+
+        positions = torch.arange(int(sequence_lengths.max()), device=heads.device).unsqueeze(0)
+        in_head = (positions >= 1) & (positions < relation_positions.unsqueeze(1))
+        at_relation = positions == relation_positions.unsqueeze(1)
+        in_tail = (positions > relation_positions.unsqueeze(1)) & (positions < sequence_lengths.unsqueeze(1))
+        head_token_index = (positions - 1).clamp(0, max_tokens - 1).expand(heads.shape[0], -1)
+        tail_token_index = (positions - relation_positions.unsqueeze(1) - 1).clamp(0, max_tokens - 1)
+
+        head_features = entities.tokens[heads.clamp(min=0).unsqueeze(1), head_token_index]
+        head_features = head_features * (heads != MASKED).view(-1, 1, 1)
+        tail_features = entities.tokens[tails.clamp(min=0).unsqueeze(1), tail_token_index]
+        tail_features = tail_features * (tails != MASKED).view(-1, 1, 1)
+        if entities.relation_tokens.shape[0] > 0:
+            relation_features = entities.relation_tokens[relations.clamp(min=0)]
+            relation_features = relation_features * (relations != MASKED).view(-1, 1)
+        else:
+            relation_features = entities.tokens.new_zeros(heads.shape[0], entities.tokens.shape[-1])
+
+        inputs_embeds = (
+            in_head.unsqueeze(-1) * (head_features + self.head_role_embedding(head_token_index))
+            + at_relation.unsqueeze(-1) * (relation_features + self.relation_role_embedding).unsqueeze(1)
+            + in_tail.unsqueeze(-1) * (tail_features + self.tail_role_embedding(tail_token_index))
+        )
+        inputs_embeds[:, 0] = self.head_token
+        attention_mask = positions < sequence_lengths.unsqueeze(1)
+        return inputs_embeds, attention_mask.long(), relation_positions
+
+
+class KnowledgeFusionPreTrainedModel(PreTrainedModel):
+    config: KnowledgeFusionConfig
+    base_model_prefix = "fusion"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _no_split_modules = ["KnowledgeFusionLayer"]
+    _can_record_outputs = {"hidden_states": KnowledgeFusionLayer, "attentions": KnowledgeFusionAttention}
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, KnowledgeFusionEmbeddings):
+            init.normal_(module.head_token, std=self.config.initializer_range)
+            init.normal_(module.relation_role_embedding, std=self.config.initializer_range)
+
+
+class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
+    """
+    The multi-modal encoder of Knowledge-CLIP: `embeddings` builds the triplet sequences (Eq. 3), the layers read
+    them, and a final layer norm gives the outputs from which Y (index 0, Eq. 4) and R (the relation slot, Eq. 5) are
+    read.
+    """
+
+    def __init__(self, config: KnowledgeFusionConfig):
+        super().__init__(config)
+        self.embeddings = KnowledgeFusionEmbeddings(config)
+        drop_path_rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        self.layers = nn.ModuleList([KnowledgeFusionLayer(config, rate) for rate in drop_path_rates])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutput:
+        """
+        Args:
+            inputs_embeds (`torch.Tensor` of shape `(num_sequences, seq_len, hidden_size)`): sequences built by
+                `embeddings` (or by hand).
+            attention_mask (`torch.Tensor` of shape `(num_sequences, seq_len)`, *optional*): 1 for real tokens.
+        """
+        mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
+        )
+        hidden_states = inputs_embeds
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, mask, **kwargs)
+        return BaseModelOutput(last_hidden_state=self.final_layer_norm(hidden_states))
+
+
+class KnowledgeRelationHead(nn.Module):
+    """The two-layer MLP of the E2R objective (Eq. 10): relation logits from `R(h, -, t)`."""
+
+    def __init__(self, hidden_size: int, num_relations: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = nn.GELU()
+        self.classifier = nn.Linear(hidden_size, num_relations)
+
+    def forward(self, relation_embeds: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.activation(self.dense(relation_embeds)))
+
+
+class KnowledgeGraphHead(nn.Module):
+    """
+    The relation-gated message passing of the G2E objective (Eqs. 11-12):
+    `G^0(e) = Y(-,-,e)` and `G^l(t) = mean over in-edges (h, r, t) of [W^l R(h,-,t)] ⊙ G^{l-1}(h)`.
+
+    An entity without in-edges in the sampled subgraph keeps its previous representation (the paper is silent).
+    """
+
+    def __init__(self, hidden_size: int, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(hidden_size, hidden_size, bias=False) for _ in range(num_layers)])
+
+    def forward(
+        self,
+        entity_embeds: torch.Tensor,
+        edge_relation_embeds: torch.Tensor,
+        edge_heads: torch.Tensor,
+        edge_tails: torch.Tensor,
+    ) -> torch.Tensor:
+        """
+        Args:
+            entity_embeds (`torch.Tensor` of shape `(num_entities, hidden)`): `G^0`, i.e. `Y(-,-,e)`.
+            edge_relation_embeds (`torch.Tensor` of shape `(num_edges, hidden)`): `R(h, -, t)` of each edge.
+            edge_heads, edge_tails (`torch.Tensor` of shape `(num_edges,)`): entity slots of each edge's ends.
+
+        Returns:
+            `torch.Tensor` of shape `(num_entities, hidden)`: `G^L`.
+        """
+        in_degree = torch.zeros(entity_embeds.shape[0], device=entity_embeds.device, dtype=entity_embeds.dtype)
+        in_degree = in_degree.index_add(0, edge_tails, torch.ones_like(edge_tails, dtype=entity_embeds.dtype))
+        has_in_edges = (in_degree > 0).unsqueeze(-1)
+        graph_embeds = entity_embeds
+        for relation_gate in self.layers:
+            messages = relation_gate(edge_relation_embeds) * graph_embeds[edge_heads]
+            summed = torch.zeros_like(graph_embeds).index_add(0, edge_tails, messages.to(graph_embeds.dtype))
+            graph_embeds = torch.where(has_in_edges, summed / in_degree.clamp(min=1).unsqueeze(-1), graph_embeds)
+        return graph_embeds
+
+
+class KnowledgeCLIPModel(CLIPModel):
+    r"""
+    Knowledge-CLIP: CLIP's two towers (module names unchanged, so CLIP checkpoints load into them and export back
+    unchanged) plus a multi-modal fusion encoder over knowledge-graph triplets, a relation classifier (E2R) and a
+    relation-gated graph head (G2E).
+
+    Plain inputs (`input_ids`, `pixel_values`) behave exactly as `CLIPModel`. A knowledge batch from
+    [`KnowledgeCLIPProcessor`] (`triplets`, entities, relations, optional `graph_edges`) runs the fusion encoder and,
+    with `return_loss=True`, the objectives of Eq. 14.
+    """
+
+    config: KnowledgeCLIPConfig
+    _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "CLIPVisionEmbeddings", "KnowledgeFusionLayer"]
+
+    def __init__(self, config: KnowledgeCLIPConfig):
+        super().__init__(config)
+        fusion_size = config.fusion_encoder_config.hidden_size
+        self.text_to_fusion = nn.Linear(config.text_config.hidden_size, fusion_size)
+        self.vision_to_fusion = nn.Linear(config.vision_config.hidden_size, fusion_size)
+        self.fusion_encoder = KnowledgeFusionModel._from_config(config.fusion_encoder_config)
+        self.relation_head = KnowledgeRelationHead(fusion_size, config.num_relations)
+        self.graph_head = KnowledgeGraphHead(fusion_size, config.graph_num_layers)
+        self.post_init()
+
+    def post_init(self):
+        # `CLIPModel.__init__` calls `post_init()` before the knowledge modules exist; initialising then would leave
+        # them to a second call that the `_is_hf_initialized` flag turns into a no-op (HF_NOTES §1).
+        if "graph_head" not in self._modules:
+            return
+        super().post_init()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Public encoders
+    # ----------------------------------------------------------------------------------------------------------------
+    def encode_entity_features(
+        self,
+        entity_input_ids: torch.Tensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_pixel_values: torch.Tensor | None = None,
+        relation_input_ids: torch.Tensor | None = None,
+        relation_attention_mask: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+    ) -> EntityFeatures:
+        """
+        Runs each tower once over the batch's unique entities (and the text tower over the relations in the same
+        pass) and maps the token features to the fusion width.
+
+        Text entities keep their real tokens (the text tower's final hidden states); image entities keep the class
+        token and every patch (the vision tower's final hidden states through its post layer norm, so that the class
+        token is CLIP's pooled image feature). Relations are pooled by the text tower (x̄_r).
+        """
+        device = self.logit_scale.device
+        num_texts = 0 if entity_input_ids is None else entity_input_ids.shape[0]
+        num_relations = 0 if relation_input_ids is None else relation_input_ids.shape[0]
+        text_model_output = vision_model_output = None
+        token_chunks, length_chunks = [], []
+        text_embeds = self.text_projection.weight.new_zeros(0, self.projection_dim)
+        image_embeds = self.visual_projection.weight.new_zeros(0, self.projection_dim)
+        relation_tokens = self.text_to_fusion.weight.new_zeros(0, self.text_to_fusion.out_features)
+
+        if num_texts + num_relations > 0:
+            input_ids, attention_mask = self._concat_texts(
+                (entity_input_ids, entity_attention_mask), (relation_input_ids, relation_attention_mask)
+            )
+            text_model_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask)
+            hidden, pooled = text_model_output.last_hidden_state, text_model_output.pooler_output
+            if num_texts:
+                mask = attention_mask[:num_texts].bool()
+                # Left-align the real tokens whatever side the tokenizer padded.
+                order = torch.sort((~mask).int(), dim=1, stable=True).indices
+                tokens = torch.gather(hidden[:num_texts], 1, order.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+                token_chunks.append(self.text_to_fusion(tokens))
+                length_chunks.append(mask.sum(dim=1))
+                text_embeds = self.text_projection(pooled[:num_texts])
+            if num_relations:
+                relation_tokens = self.text_to_fusion(pooled[num_texts:])
+
+        if entity_pixel_values is not None and entity_pixel_values.shape[0] > 0:
+            vision_model_output = self.vision_model(
+                pixel_values=entity_pixel_values, interpolate_pos_encoding=interpolate_pos_encoding
+            )
+            hidden = self.vision_model.post_layernorm(vision_model_output.last_hidden_state)
+            token_chunks.append(self.vision_to_fusion(hidden))
+            length_chunks.append(torch.full((hidden.shape[0],), hidden.shape[1], device=device))
+            image_embeds = self.visual_projection(vision_model_output.pooler_output)
+
+        max_tokens = max((chunk.shape[1] for chunk in token_chunks), default=1)
+        tokens = torch.cat([F.pad(chunk, (0, 0, 0, max_tokens - chunk.shape[1])) for chunk in token_chunks], dim=0)
+        return EntityFeatures(
+            tokens=tokens,
+            lengths=torch.cat(length_chunks).long(),
+            relation_tokens=relation_tokens,
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            text_model_output=text_model_output,
+            vision_model_output=vision_model_output,
+        )
+
+    def fuse(
+        self,
+        entities: EntityFeatures,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        tails: torch.Tensor,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[BaseModelOutput, ...]]:
+        """
+        Runs the fusion encoder over the sequences `X(heads[k], relations[k], tails[k])` and reads the triplet
+        representation `Y` at index 0 (Eq. 4) and the relation representation `R` at the relation slot (Eq. 5).
+
+        Sequences are sorted by length and run as a few padded passes whose longest row is at most 1.5x their
+        shortest, so that short text sequences do not pay for long image ones.
+
+        Returns:
+            `Y` `(num_sequences, hidden)`, `R` `(num_sequences, hidden)` and the fusion outputs of each pass.
+        """
+        inputs_embeds, attention_mask, relation_positions = self.fusion_encoder.embeddings(
+            entities, heads, relations, tails
+        )
+        lengths = attention_mask.sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        triplet_embeds = inputs_embeds.new_empty(heads.shape[0], inputs_embeds.shape[-1])
+        relation_embeds = torch.empty_like(triplet_embeds)
+        outputs = []
+        for rows in self._length_buckets(lengths, order):
+            width = int(lengths[rows].max())
+            output = self.fusion_encoder(
+                inputs_embeds=inputs_embeds[rows, :width], attention_mask=attention_mask[rows, :width], **kwargs
+            )
+            hidden = output.last_hidden_state
+            triplet_embeds[rows] = hidden[:, 0]
+            relation_embeds[rows] = hidden[torch.arange(rows.shape[0], device=hidden.device), relation_positions[rows]]
+            outputs.append(output)
+        return triplet_embeds, relation_embeds, tuple(outputs)
+
+    @staticmethod
+    def _length_buckets(lengths: torch.Tensor, order: torch.Tensor, max_ratio: float = 1.5) -> list[torch.Tensor]:
+        buckets, start = [], 0
+        sorted_lengths = lengths[order].tolist()
+        for end in range(1, len(sorted_lengths) + 1):
+            if end == len(sorted_lengths) or sorted_lengths[end] > max_ratio * sorted_lengths[start]:
+                buckets.append(order[start:end])
+                start = end
+        return buckets
+
+    def encode_entities(
+        self,
+        entity_input_ids: torch.Tensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_pixel_values: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """
+        The entity representation `Y(-,-,e)` of each entity (texts first, then images), i.e. the fusion encoder's
+        output for the sequence holding the entity alone.
+
+        Returns:
+            `torch.Tensor` of shape `(num_entities, fusion_hidden_size)`.
+        """
+        entities = self.encode_entity_features(entity_input_ids, entity_attention_mask, entity_pixel_values)
+        slots = torch.arange(entities.tokens.shape[0], device=entities.tokens.device)
+        masked = torch.full_like(slots, MASKED)
+        return self.fuse(entities, masked, masked, slots)[0]
+
+    def encode_queries(
+        self,
+        queries: torch.Tensor,
+        entity_input_ids: torch.Tensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_pixel_values: torch.Tensor | None = None,
+        relation_input_ids: torch.Tensor | None = None,
+        relation_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """
+        The query representation `Y(h, r, -)` of `(head slot, relation row)` pairs, to compare with the entity
+        representations of candidate tails (link prediction).
+
+        Args:
+            queries (`torch.Tensor` of shape `(num_queries, 2)`): head entity slot and relation row of each query.
+
+        Returns:
+            `torch.Tensor` of shape `(num_queries, fusion_hidden_size)`.
+        """
+        entities = self.encode_entity_features(
+            entity_input_ids, entity_attention_mask, entity_pixel_values, relation_input_ids, relation_attention_mask
+        )
+        return self.fuse(entities, queries[:, 0], queries[:, 1], torch.full_like(queries[:, 0], MASKED))[0]
+
+    def predict_relations(
+        self,
+        pairs: torch.Tensor,
+        entity_input_ids: torch.Tensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_pixel_values: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """
+        Relation logits (the E2R head on `R(h, -, t)`) for `(head slot, tail slot)` pairs.
+
+        Args:
+            pairs (`torch.Tensor` of shape `(num_pairs, 2)`): head and tail entity slots.
+
+        Returns:
+            `torch.Tensor` of shape `(num_pairs, num_relations)`, classes in `config.relation_vocab` order.
+        """
+        entities = self.encode_entity_features(entity_input_ids, entity_attention_mask, entity_pixel_values)
+        relation_embeds = self.fuse(entities, pairs[:, 0], torch.full_like(pairs[:, 0], MASKED), pairs[:, 1])[1]
+        return self.relation_head(relation_embeds)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Forward
+    # ----------------------------------------------------------------------------------------------------------------
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
+        interpolate_pos_encoding: bool = False,
+        entity_input_ids: torch.LongTensor | None = None,
+        entity_attention_mask: torch.Tensor | None = None,
+        entity_pixel_values: torch.Tensor | None = None,
+        entity_ids: torch.LongTensor | None = None,
+        relation_input_ids: torch.LongTensor | None = None,
+        relation_attention_mask: torch.Tensor | None = None,
+        relation_labels: torch.LongTensor | None = None,
+        triplets: torch.LongTensor | None = None,
+        graph_edges: torch.LongTensor | None = None,
+        teacher_model: CLIPModel | None = None,
+        teacher_image_embeds: torch.Tensor | None = None,
+        teacher_text_embeds: torch.Tensor | None = None,
+        teacher_logit_scale: torch.Tensor | float | None = None,
+        loss_gather: FeatureGather | None = None,
+        **kwargs,
+    ) -> KnowledgeCLIPOutput:
+        r"""
+        Args:
+            input_ids, pixel_values, attention_mask, position_ids, interpolate_pos_encoding:
+                Plain CLIP inputs: without `triplets` the model is exactly `CLIPModel`.
+            return_loss (`bool`, *optional*):
+                Return the objectives (CLIP's contrastive loss for plain inputs, Eq. 14 for a knowledge batch).
+            entity_input_ids, entity_attention_mask (`torch.Tensor` of shape `(num_text_entities, seq_len)`):
+                The batch's unique text entities (slots `0 .. num_text_entities - 1`).
+            entity_pixel_values (`torch.Tensor` of shape `(num_image_entities, 3, H, W)`):
+                The batch's unique image entities (the slots after the texts).
+            entity_ids (`torch.LongTensor` of shape `(num_entities,)`):
+                KG ids of the entity slots, for false-negative masking (defaults to the slot index).
+            relation_input_ids, relation_attention_mask (`torch.Tensor` of shape `(num_batch_relations, seq_len)`):
+                The batch's unique relation texts.
+            relation_labels (`torch.LongTensor` of shape `(num_batch_relations,)`):
+                Index of each relation row in `config.relation_vocab` (E2R targets).
+            triplets (`torch.LongTensor` of shape `(num_triplets, 3)`):
+                `(head slot, relation row, tail slot)` of each triplet.
+            graph_edges (`torch.LongTensor` of shape `(num_edges, 3)`, *optional*):
+                Sampled in-edges `(head slot, relation row, tail slot)` for G2E message passing.
+            teacher_model (`CLIPModel`, *optional*):
+                The frozen original CLIP for distillation; run here without gradient.
+            teacher_image_embeds, teacher_text_embeds, teacher_logit_scale (*optional*):
+                The teacher's projected embeddings of the batch's image and text entities and its `logit_scale`,
+                instead of `teacher_model`.
+            loss_gather (`FeatureGather`, *optional*):
+                Contrast against the global batch of all processes (see `losses.py`).
+        """
+        if triplets is None:
+            clip_output = super().forward(
+                input_ids=input_ids,
+                pixel_values=pixel_values,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                return_loss=return_loss,
+                interpolate_pos_encoding=interpolate_pos_encoding,
+                **kwargs,
+            )
+            return KnowledgeCLIPOutput(**clip_output)
+
+        entities = self.encode_entity_features(
+            entity_input_ids,
+            entity_attention_mask,
+            entity_pixel_values,
+            relation_input_ids,
+            relation_attention_mask,
+            interpolate_pos_encoding,
+        )
+        num_entities = entities.tokens.shape[0]
+        device = entities.tokens.device
+        if entity_ids is None:
+            entity_ids = torch.arange(num_entities, device=device)
+        heads, relations, tails = triplets.unbind(dim=1)
+        edges = graph_edges if graph_edges is not None else triplets.new_zeros(0, 3)
+
+        # Every fusion sequence the objectives need, each computed once: Y(-,-,e) for every entity, Y(h,r,-) for
+        # every distinct (head, relation) query, R(h,-,t) for every distinct (head, tail) pair of the triplets (E2R)
+        # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass.
+        queries, query_of_triplet = torch.unique(triplets[:, :2], dim=0, return_inverse=True)
+        pair_list = torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]])
+        pairs, pair_index = torch.unique(pair_list, dim=0, return_inverse=True)
+        slots = torch.arange(num_entities, device=device)
+        sequence_heads = torch.cat([torch.full_like(slots, MASKED), queries[:, 0], pairs[:, 0]])
+        sequence_relations = torch.cat(
+            [torch.full_like(slots, MASKED), queries[:, 1], torch.full_like(pairs[:, 0], MASKED)]
+        )
+        sequence_tails = torch.cat([slots, torch.full_like(queries[:, 0], MASKED), pairs[:, 1]])
+        triplet_embeds, relation_embeds, fusion_outputs = self.fuse(
+            entities, sequence_heads, sequence_relations, sequence_tails, **kwargs
+        )
+        entity_embeds = triplet_embeds[:num_entities]
+        query_embeds = triplet_embeds[num_entities : num_entities + queries.shape[0]][query_of_triplet]
+        pair_relation_embeds = relation_embeds[num_entities + queries.shape[0] :]
+        triplet_relation_embeds = pair_relation_embeds[pair_index[: triplets.shape[0]]]
+        relation_logits = self.relation_head(triplet_relation_embeds)
+
+        graph_embeds = None
+        if graph_edges is not None:
+            edge_relation_embeds = pair_relation_embeds[pair_index[triplets.shape[0] :]]
+            graph_embeds = self.graph_head(entity_embeds, edge_relation_embeds, edges[:, 0], edges[:, 2])
+
+        text_embeds = F.normalize(entities.text_embeds, dim=-1)
+        image_embeds = F.normalize(entities.image_embeds, dim=-1)
+        logits_per_text = text_embeds @ image_embeds.T * self.logit_scale.exp()
+
+        losses = {}
+        if return_loss:
+            if relation_labels is None:
+                raise ValueError(
+                    "return_loss=True on a knowledge batch needs relation_labels (the processor adds them)."
+                )
+            triplet_labels = relation_labels[relations]
+            losses = self._knowledge_losses(
+                entities,
+                entity_ids,
+                triplets,
+                triplet_labels,
+                entity_embeds,
+                query_embeds,
+                relation_logits,
+                graph_embeds,
+                edges,
+                teacher_model=teacher_model,
+                teacher_image_embeds=teacher_image_embeds,
+                teacher_text_embeds=teacher_text_embeds,
+                teacher_logit_scale=teacher_logit_scale,
+                entity_input_ids=entity_input_ids,
+                entity_attention_mask=entity_attention_mask,
+                entity_pixel_values=entity_pixel_values,
+                gather=loss_gather,
+            )
+
+        return KnowledgeCLIPOutput(
+            **losses,
+            logits_per_image=logits_per_text.T,
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            text_model_output=entities.text_model_output,
+            vision_model_output=entities.vision_model_output,
+            entity_embeds=entity_embeds,
+            query_embeds=query_embeds,
+            relation_embeds=triplet_relation_embeds,
+            relation_logits=relation_logits,
+            graph_embeds=graph_embeds,
+            fusion_model_output=fusion_outputs,
+        )
+
+    def _knowledge_losses(
+        self,
+        entities: EntityFeatures,
+        entity_ids: torch.Tensor,
+        triplets: torch.Tensor,
+        triplet_labels: torch.Tensor,
+        entity_embeds: torch.Tensor,
+        query_embeds: torch.Tensor,
+        relation_logits: torch.Tensor,
+        graph_embeds: torch.Tensor | None,
+        edges: torch.Tensor,
+        *,
+        teacher_model: CLIPModel | None,
+        teacher_image_embeds: torch.Tensor | None,
+        teacher_text_embeds: torch.Tensor | None,
+        teacher_logit_scale: torch.Tensor | float | None,
+        entity_input_ids: torch.Tensor | None,
+        entity_attention_mask: torch.Tensor | None,
+        entity_pixel_values: torch.Tensor | None,
+        gather: FeatureGather | None,
+    ) -> dict[str, torch.Tensor]:
+        """The objectives of Eq. 14 that the batch allows, and their weighted sum as `loss`."""
+        config = self.config
+        heads, _, tails = triplets.unbind(dim=1)
+        losses = {
+            "e2e_loss": e2e_loss(
+                entity_embeds[tails],
+                query_embeds,
+                entity_ids[heads],
+                triplet_labels,
+                entity_ids[tails],
+                config.knowledge_temperature,
+                gather,
+            )
+        }
+        if config.num_relations > 0:
+            losses["e2r_loss"] = e2r_loss(relation_logits, triplet_labels, gather)
+        if graph_embeds is not None:
+            # Targets are the batch's tails that received messages; one without sampled in-edges has G^L = Y and
+            # would only add a trivial positive.
+            targets = torch.unique(tails)
+            targets = targets[torch.isin(targets, edges[:, 2])]
+            losses["g2e_loss"] = g2e_loss(
+                entity_embeds[targets],
+                graph_embeds[targets],
+                entity_ids[targets],
+                config.knowledge_temperature,
+                gather,
+            )
+
+        if teacher_model is not None:
+            teacher_text_embeds, teacher_image_embeds, teacher_logit_scale = self._teacher_embeddings(
+                teacher_model, entity_input_ids, entity_attention_mask, entity_pixel_values
+            )
+        if teacher_text_embeds is not None and teacher_image_embeds is not None:
+            if teacher_logit_scale is None:
+                raise ValueError("teacher_logit_scale is required with teacher_image_embeds/teacher_text_embeds.")
+            losses["kd_loss"] = kd_loss(
+                entities.image_embeds,
+                entities.text_embeds,
+                teacher_image_embeds,
+                teacher_text_embeds,
+                self.logit_scale,
+                teacher_logit_scale,
+                config.kd_temperature,
+                gather,
+            )
+        if config.clip_loss_weight > 0:
+            losses["clip_loss"] = self._pair_clip_loss(entities, entity_ids, triplets, gather)
+
+        weights = {
+            "e2e_loss": config.e2e_loss_weight,
+            "e2r_loss": config.e2r_loss_weight,
+            "g2e_loss": config.g2e_loss_weight,
+            "kd_loss": config.kd_loss_weight,
+            "clip_loss": config.clip_loss_weight,
+        }
+        losses["loss"] = sum(weights[name] * value for name, value in losses.items())
+        return losses
+
+    @torch.no_grad()
+    def _teacher_embeddings(
+        self,
+        teacher_model: CLIPModel,
+        entity_input_ids: torch.Tensor | None,
+        entity_attention_mask: torch.Tensor | None,
+        entity_pixel_values: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frozen teacher's projected embeddings of the batch's text and image entities, and its logit scale."""
+        empty = self.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
+        text_embeds = (
+            teacher_model.get_text_features(
+                input_ids=entity_input_ids, attention_mask=entity_attention_mask
+            ).pooler_output
+            if entity_input_ids is not None and entity_input_ids.shape[0] > 0
+            else empty
+        )
+        image_embeds = (
+            teacher_model.get_image_features(pixel_values=entity_pixel_values).pooler_output
+            if entity_pixel_values is not None and entity_pixel_values.shape[0] > 0
+            else empty
+        )
+        return text_embeds, image_embeds, teacher_model.logit_scale.detach()
+
+    def _pair_clip_loss(
+        self, entities: EntityFeatures, entity_ids: torch.Tensor, triplets: torch.Tensor, gather: FeatureGather | None
+    ) -> torch.Tensor:
+        """CLIP's loss on the distinct (image, text) pairs that the batch's triplets connect, in either direction."""
+        num_texts = entities.text_embeds.shape[0]
+        ends = triplets[:, [0, 2]]
+        is_image = ends >= num_texts
+        mixed = is_image[:, 0] != is_image[:, 1]
+        image_slots = torch.where(is_image[:, 0], ends[:, 0], ends[:, 1])[mixed]
+        text_slots = torch.where(is_image[:, 0], ends[:, 1], ends[:, 0])[mixed]
+        pairs = torch.unique(torch.stack([image_slots, text_slots], dim=1), dim=0)
+        return clip_loss(
+            entities.image_embeds[pairs[:, 0] - num_texts],
+            entities.text_embeds[pairs[:, 1]],
+            entity_ids[pairs[:, 0]],
+            entity_ids[pairs[:, 1]],
+            self.logit_scale,
+            gather,
+        )
+
+    def _concat_texts(
+        self, *texts: tuple[torch.Tensor | None, torch.Tensor | None]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stacks several tokenised text batches into one tower pass, right-padding them to a common length."""
+        present = [(ids, mask if mask is not None else torch.ones_like(ids)) for ids, mask in texts if ids is not None]
+        width = max(ids.shape[1] for ids, _ in present)
+        pad_id = self.config.text_config.pad_token_id or 0
+        input_ids = torch.cat([F.pad(ids, (0, width - ids.shape[1]), value=pad_id) for ids, _ in present])
+        attention_mask = torch.cat([F.pad(mask, (0, width - mask.shape[1])) for _, mask in present])
+        return input_ids, attention_mask
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # CLIP in and out
+    # ----------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_clip(cls, clip: "str | CLIPModel", **config_overrides) -> "KnowledgeCLIPModel":
+        """
+        Continues a CLIP checkpoint as Knowledge-CLIP: the towers, projections and `logit_scale` are loaded unchanged
+        and the knowledge modules are freshly initialised.
+
+        Args:
+            clip (`str`, `os.PathLike` or `CLIPModel`):
+                A Hub id or directory of a CLIP checkpoint, or a loaded `CLIPModel`.
+            **config_overrides:
+                Fields of [`KnowledgeCLIPConfig`], e.g. `relation_vocab=[...]`,
+                `fusion_encoder_config={"hidden_size": 512}`.
+        """
+        if isinstance(clip, CLIPModel):
+            config = KnowledgeCLIPConfig.from_clip_config(clip.config, **config_overrides)
+            model = cls(config).to(device=clip.device, dtype=clip.dtype)
+            missing, unexpected = model.load_state_dict(clip.state_dict(), strict=False)
+            if unexpected:
+                raise ValueError(f"Weights of the CLIP model that KnowledgeCLIPModel has no place for: {unexpected}")
+            not_knowledge = [k for k in missing if not k.startswith(_KNOWLEDGE_PREFIXES)]
+            if not_knowledge:
+                raise ValueError(f"CLIP weights missing from the source model: {not_knowledge}")
+            return model
+        from transformers import CLIPConfig
+
+        config = KnowledgeCLIPConfig.from_clip_config(CLIPConfig.from_pretrained(clip), **config_overrides)
+        return cls.from_pretrained(clip, config=config)
+
+    def to_clip(self) -> CLIPModel:
+        """
+        A stock `CLIPModel` holding this model's towers, projections and `logit_scale`: its image and text features
+        equal this model's exactly, and it loads anywhere without custom code.
+        """
+        clip = CLIPModel(self.config.to_clip_config()).to(device=self.device, dtype=self.dtype)
+        clip_weights = {k: v for k, v in self.state_dict().items() if not k.startswith(_KNOWLEDGE_PREFIXES)}
+        missing, unexpected = clip.load_state_dict(clip_weights, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"CLIP export mismatch: missing {missing}, unexpected {unexpected}")
+        return clip
+
+    def save_clip_pretrained(self, save_directory, processor=None, **kwargs) -> CLIPModel:
+        """
+        Saves `to_clip()` (and, when given, the CLIP processor `processor.to_clip_processor()`) to `save_directory`
+        as a stock CLIP checkpoint with no custom code. Returns the exported model.
+        """
+        clip = self.to_clip()
+        clip.save_pretrained(save_directory, **kwargs)
+        if processor is not None:
+            clip_processor = processor.to_clip_processor() if hasattr(processor, "to_clip_processor") else processor
+            clip_processor.save_pretrained(save_directory)
+            # Older clients look for preprocessor_config.json, which ProcessorMixin no longer writes (HF_NOTES §3).
+            clip_processor.image_processor.save_pretrained(save_directory)
+        return clip
+
+
+_KNOWLEDGE_PREFIXES = ("text_to_fusion.", "vision_to_fusion.", "fusion_encoder.", "relation_head.", "graph_head.")
+
+__all__ = [
+    "KnowledgeCLIPModel",
+    "KnowledgeCLIPOutput",
+    "KnowledgeFusionModel",
+    "KnowledgeFusionPreTrainedModel",
+]
