@@ -17,7 +17,7 @@ IMAGE_SIZE = 32
 def tiny_tokenizer() -> CLIPTokenizer:
     corpus = [" ".join(WORDS)] * 4 + RELATIONS
     tokenizer = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=300)
-    tokenizer.model_max_length = 16
+    tokenizer.model_max_length = 32
     return tokenizer
 
 
@@ -30,7 +30,7 @@ def tiny_config(tokenizer: CLIPTokenizer | None = None, **overrides) -> Knowledg
             "intermediate_size": 37,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
-            "max_position_embeddings": 16,
+            "max_position_embeddings": 32,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,

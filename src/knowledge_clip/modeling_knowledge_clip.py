@@ -917,6 +917,17 @@ class KnowledgeCLIPModel(CLIPModel):
         attention_mask = torch.cat([F.pad(mask, (0, width - mask.shape[1])) for _, mask in present])
         return input_ids, attention_mask
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` maps the class to one auto class only (AutoModel). The zero-shot pipeline loads
+        # through AutoModelForZeroShotImageClassification, so name it in `auto_map` too; `save_pretrained` adds the
+        # AutoConfig/AutoModel entries beside it.
+        if self._auto_class is not None:
+            self.config.auto_map = {
+                **(getattr(self.config, "auto_map", None) or {}),
+                "AutoModelForZeroShotImageClassification": f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}",
+            }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     # ----------------------------------------------------------------------------------------------------------------
     # CLIP in and out
     # ----------------------------------------------------------------------------------------------------------------

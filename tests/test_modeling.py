@@ -1,0 +1,356 @@
+"""KnowledgeCLIPModel as a Hugging Face model: CLIP parity, CLIP in and out, save/load, custom code, auto classes,
+and the transformers model-test conventions that apply (init statistics, determinism, batching equivalence,
+gradient checkpointing, attention and hidden-state outputs)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from tiny import solid_image, tiny_config, tiny_processor, tiny_tokenizer
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+    CLIPModel,
+    pipeline,
+)
+
+from knowledge_clip import KnowledgeCLIPConfig, KnowledgeCLIPModel, KnowledgeCLIPProcessor
+from knowledge_clip.modeling_knowledge_clip import KnowledgeFusionLayer
+
+# A prelude that makes `import knowledge_clip` fail, for processes that must work from the saved files alone.
+WITHOUT_PACKAGE = "import sys; sys.modules['knowledge_clip'] = None\n"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return tiny_processor(tokenizer)
+
+
+@pytest.fixture()
+def model(tokenizer):
+    torch.manual_seed(0)
+    return KnowledgeCLIPModel(tiny_config(tokenizer)).eval()
+
+
+@pytest.fixture(scope="module")
+def batch(processor):
+    red, blue = solid_image((220, 30, 30)), solid_image((30, 30, 220))
+    triplets = [
+        (red, "image of", "a red square"),
+        ("a red square", "caption of", red),
+        ("a blue circle", "left of", blue),
+        ("square", "is a", "shape"),
+    ]
+    # "a red square" has an in-edge of its own, so both message-passing layers reach the targets.
+    edges = [
+        ("a red square", "caption of", red),
+        (blue, "left of", red),
+        ("circle", "is a", "shape"),
+        ("shape", "has part", "a red square"),
+    ]
+    return processor(triplets=triplets, graph_edges=edges)
+
+
+@pytest.fixture(scope="module")
+def clip_inputs(processor):
+    images = [solid_image((220, 30, 30)), solid_image((30, 30, 220))]
+    return processor(text=["a red square", "a blue circle"], images=images, padding=True, return_tensors="pt")
+
+
+def without_bookkeeping(config: dict) -> dict:
+    """A config dict without what saving and loading legitimately change (paths, dtype, auto_map)."""
+    ignored = {"dtype", "architectures", "_name_or_path", "auto_map", "transformers_version"}
+    return {k: without_bookkeeping(v) if isinstance(v, dict) else v for k, v in config.items() if k not in ignored}
+
+
+def assert_clip_features_equal(a, b, clip_inputs):
+    with torch.no_grad():
+        for name in ("get_image_features",):
+            assert torch.equal(
+                getattr(a, name)(pixel_values=clip_inputs["pixel_values"]).pooler_output,
+                getattr(b, name)(pixel_values=clip_inputs["pixel_values"]).pooler_output,
+            )
+        text = {k: clip_inputs[k] for k in ("input_ids", "attention_mask")}
+        assert torch.equal(a.get_text_features(**text).pooler_output, b.get_text_features(**text).pooler_output)
+
+
+def test_plain_inference_equals_clip(model, clip_inputs):
+    clip = CLIPModel(model.config.to_clip_config()).eval()
+    clip.load_state_dict(model.to_clip().state_dict())
+    with torch.no_grad():
+        ours, theirs = model(**clip_inputs, return_loss=True), clip(**clip_inputs, return_loss=True)
+    for field in ("loss", "logits_per_image", "logits_per_text", "text_embeds", "image_embeds"):
+        assert torch.equal(getattr(ours, field), getattr(theirs, field)), field
+    assert ours.e2e_loss is None and ours.entity_embeds is None
+    assert_clip_features_equal(model, clip, clip_inputs)
+
+
+def test_from_clip_to_clip_round_trip_is_exact(tokenizer, clip_inputs, tmp_path):
+    source = CLIPModel(tiny_config(tokenizer).to_clip_config()).eval()
+    model = KnowledgeCLIPModel.from_clip(source, relation_vocab=["is a"]).eval()
+    assert model.config.model_type == "knowledge_clip" and "model_type" not in vars(model.config)
+    assert model.config.relation_vocab == ["is a"]
+    assert_clip_features_equal(model, source, clip_inputs)
+    assert_clip_features_equal(model.to_clip().eval(), source, clip_inputs)
+
+    source.save_pretrained(tmp_path / "clip")
+    loaded = KnowledgeCLIPModel.from_clip(str(tmp_path / "clip"), relation_vocab=["is a", "part of"]).eval()
+    assert loaded.config.model_type == "knowledge_clip" and "model_type" not in vars(loaded.config)
+    assert_clip_features_equal(loaded, source, clip_inputs)
+    # The knowledge modules are freshly initialised, not left empty.
+    assert loaded.relation_head.classifier.weight.shape == (2, loaded.config.fusion_encoder_config.hidden_size)
+    assert 0.01 < loaded.fusion_encoder.embeddings.head_role_embedding.weight.std() < 0.03
+
+
+def test_save_clip_pretrained_loads_in_stock_clip(model, processor, clip_inputs, tmp_path):
+    model.save_clip_pretrained(tmp_path, processor=processor)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "clip"
+    assert not {"fusion_encoder_config", "relation_vocab", "auto_map"} & set(config)
+    assert (tmp_path / "preprocessor_config.json").exists()
+    assert_clip_features_equal(CLIPModel.from_pretrained(tmp_path).eval(), model, clip_inputs)
+
+
+def test_save_load_round_trip_is_exact(model, processor, batch, tmp_path):
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = KnowledgeCLIPModel.from_pretrained(tmp_path).eval()
+    assert without_bookkeeping(loaded.config.to_dict()) == without_bookkeeping(model.config.to_dict())
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    with torch.no_grad():
+        assert torch.equal(model(**batch, return_loss=True).loss, loaded(**batch, return_loss=True).loss)
+    reloaded_processor = KnowledgeCLIPProcessor.from_pretrained(tmp_path)
+    assert reloaded_processor.relation_vocab == processor.relation_vocab
+
+
+def test_auto_classes_resolve_to_knowledge_clip(model, processor, tmp_path):
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), KnowledgeCLIPConfig)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), KnowledgeCLIPModel)
+    assert isinstance(AutoModelForZeroShotImageClassification.from_pretrained(tmp_path), KnowledgeCLIPModel)
+    assert isinstance(AutoProcessor.from_pretrained(tmp_path), KnowledgeCLIPProcessor)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_knowledge_clip.KnowledgeCLIPConfig",
+        "AutoModel": "modeling_knowledge_clip.KnowledgeCLIPModel",
+        "AutoModelForZeroShotImageClassification": "modeling_knowledge_clip.KnowledgeCLIPModel",
+    }
+    for module in ("configuration_knowledge_clip", "modeling_knowledge_clip", "losses", "processing_knowledge_clip"):
+        assert (tmp_path / f"{module}.py").exists(), module
+
+
+def _run_without_package(code: str, tmp_path) -> None:
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PACKAGE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_trust_remote_code_without_package_is_exact(model, processor, batch, clip_inputs, tmp_path):
+    model_dir = tmp_path / "model"
+    model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    torch.save({**batch, **clip_inputs}, tmp_path / "inputs.pt")
+    with torch.no_grad():
+        expected_loss = model(**batch, return_loss=True).loss
+        expected_logits = model(**clip_inputs).logits_per_image
+    image = solid_image((220, 30, 30))
+    image.save(tmp_path / "red.png")
+    expected_scores = pipeline(
+        "zero-shot-image-classification",
+        model=model,
+        tokenizer=processor.tokenizer,
+        image_processor=processor.image_processor,
+    )(image, candidate_labels=["red square", "blue circle"])
+    torch.save({"loss": expected_loss, "logits": expected_logits, "scores": expected_scores}, tmp_path / "expected.pt")
+    _run_without_package(
+        f"""
+        import torch
+        from PIL import Image
+        from transformers import AutoModel, AutoProcessor, pipeline
+        model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        processor = AutoProcessor.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        inputs, expected = torch.load("inputs.pt"), torch.load("expected.pt")
+        knowledge = {{k: v for k, v in inputs.items() if k.startswith(("entity_", "relation_")) or k in ("triplets", "graph_edges")}}
+        plain = {{k: inputs[k] for k in ("input_ids", "attention_mask", "pixel_values")}}
+        with torch.no_grad():
+            assert torch.equal(model(**knowledge, return_loss=True).loss, expected["loss"])
+            assert torch.equal(model(**plain).logits_per_image, expected["logits"])
+        classifier = pipeline("zero-shot-image-classification", model={str(model_dir)!r}, trust_remote_code=True)
+        scores = classifier(Image.open("red.png"), candidate_labels=["red square", "blue circle"])
+        assert scores == expected["scores"], (scores, expected["scores"])
+        """,
+        tmp_path,
+    )
+
+
+def test_stock_zero_shot_pipeline_runs_on_registered_and_exported(model, processor, tmp_path):
+    image = solid_image((30, 30, 220))
+    labels = ["red square", "blue circle", "shape"]
+    model.save_pretrained(tmp_path / "full")
+    processor.save_pretrained(tmp_path / "full")
+    registered = pipeline("zero-shot-image-classification", model=str(tmp_path / "full"))(
+        image, candidate_labels=labels
+    )
+    assert isinstance(registered[0]["score"], float) and {r["label"] for r in registered} == set(labels)
+    model.save_clip_pretrained(tmp_path / "clip", processor=processor)
+    torch.save(registered, tmp_path / "expected.pt")
+    image.save(tmp_path / "blue.png")
+    _run_without_package(
+        f"""
+        import torch
+        from PIL import Image
+        from transformers import pipeline
+        classifier = pipeline("zero-shot-image-classification", model={str(tmp_path / "clip")!r})
+        assert type(classifier.model).__name__ == "CLIPModel"
+        scores = classifier(Image.open("blue.png"), candidate_labels={labels!r})
+        expected = torch.load("expected.pt")
+        assert [s["label"] for s in scores] == [s["label"] for s in expected]
+        assert all(abs(a["score"] - b["score"]) < 1e-6 for a, b in zip(scores, expected))
+        """,
+        tmp_path,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# transformers model-test conventions
+# ---------------------------------------------------------------------------------------------------------------------
+def test_initialization_statistics(tokenizer):
+    torch.manual_seed(0)
+    config = tiny_config(tokenizer, fusion_encoder_config={"hidden_size": 64, "num_attention_heads": 4})
+    model = KnowledgeCLIPModel(config)
+    std = config.initializer_range
+    for name, param in model.named_parameters():
+        if name.startswith(("text_model.", "vision_model.", "visual_projection", "text_projection", "logit_scale")):
+            continue
+        if "layer_norm" in name:
+            expected = 1.0 if name.endswith("weight") else 0.0
+            assert torch.all(param == expected), name
+        elif name.endswith("bias"):
+            assert torch.all(param == 0), name
+        else:
+            assert abs(param.std().item() - std) < 0.35 * std, (name, param.std().item())
+            assert abs(param.mean().item()) < 0.01, name
+    assert model.logit_scale.item() == pytest.approx(config.logit_scale_init_value)
+
+
+def test_determinism(model, batch):
+    with torch.no_grad():
+        first, second = model(**batch, return_loss=True), model(**batch, return_loss=True)
+    for field in ("loss", "entity_embeds", "query_embeds", "relation_logits", "graph_embeds"):
+        assert torch.equal(getattr(first, field), getattr(second, field)), field
+
+
+def test_batching_equivalence(model, processor):
+    """An entity's representation does not depend on what else is in the batch (padding, length buckets)."""
+    red = solid_image((220, 30, 30))
+    entities = ["a red square", "shape", "a blue circle left of a red square", red]
+    with torch.no_grad():
+        together = model.encode_entities(**_entity_inputs(processor, entities))
+        alone = torch.cat([model.encode_entities(**_entity_inputs(processor, [e])) for e in entities])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def _entity_inputs(processor, entities):
+    batch = processor.encode_knowledge(entities, [(0, "is a", 0)])
+    return {k: batch[k] for k in ("entity_input_ids", "entity_attention_mask", "entity_pixel_values") if k in batch}
+
+
+def test_gradient_checkpointing_gives_same_loss_and_gradients(tokenizer, batch):
+    torch.manual_seed(0)
+    model = KnowledgeCLIPModel(tiny_config(tokenizer)).train()
+
+    def loss_and_grads():
+        model.zero_grad()
+        torch.manual_seed(1)  # drop-path draws the same masks in both runs
+        loss = model(**batch, return_loss=True).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = loss_and_grads()
+    model.activation_checkpointing_enable({"use_reentrant": False})
+    assert all(layer.gradient_checkpointing for layer in model.modules() if isinstance(layer, KnowledgeFusionLayer))
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    assert torch.allclose(plain_loss, checkpointed_loss, atol=1e-6)
+    assert plain_grads.keys() == checkpointed_grads.keys()
+    for name in plain_grads:
+        assert torch.allclose(plain_grads[name], checkpointed_grads[name], atol=1e-6), name
+
+
+def test_every_trainable_parameter_gets_a_gradient_and_the_teacher_none(tokenizer, batch):
+    torch.manual_seed(0)
+    model = KnowledgeCLIPModel(tiny_config(tokenizer)).train()
+    teacher = KnowledgeCLIPModel(tiny_config(tokenizer)).to_clip().eval().requires_grad_(False)
+    output = model(**batch, return_loss=True, teacher_model=teacher)
+    assert {"e2e_loss", "e2r_loss", "g2e_loss", "kd_loss"} <= {k for k in output.keys() if k.endswith("_loss")}
+    output.loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not missing
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_attention_and_hidden_state_outputs(tokenizer, batch, clip_inputs):
+    model = KnowledgeCLIPModel._from_config(tiny_config(tokenizer), attn_implementation="eager").eval()
+    assert model.fusion_encoder.config._attn_implementation == "eager"
+    with torch.no_grad():
+        output = model(**batch, output_attentions=True, output_hidden_states=True)
+    fusion_config = model.config.fusion_encoder_config
+    for fusion_pass in output.fusion_model_output:
+        rows, length, width = fusion_pass.last_hidden_state.shape
+        assert width == fusion_config.hidden_size
+        assert len(fusion_pass.attentions) == fusion_config.num_hidden_layers
+        assert fusion_pass.attentions[0].shape == (rows, fusion_config.num_attention_heads, length, length)
+        assert len(fusion_pass.hidden_states) == fusion_config.num_hidden_layers + 1
+    with torch.no_grad():
+        plain = model(**clip_inputs, output_hidden_states=True)
+    assert len(plain.vision_model_output.hidden_states) == model.config.vision_config.num_hidden_layers + 1
+
+
+def test_sdpa_is_default_and_matches_eager(tokenizer, batch):
+    torch.manual_seed(0)
+    sdpa = KnowledgeCLIPModel(tiny_config(tokenizer)).eval()
+    assert sdpa.fusion_encoder.config._attn_implementation == "sdpa"
+    eager = KnowledgeCLIPModel._from_config(tiny_config(tokenizer), attn_implementation="eager").eval()
+    eager.load_state_dict(sdpa.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(sdpa(**batch, return_loss=True).loss, eager(**batch, return_loss=True).loss, atol=1e-5)
+
+
+def test_knowledge_forward_without_teacher_or_graph_edges(model, processor):
+    batch = processor(triplets=[("square", "is a", "shape"), ("circle", "is a", "shape")])
+    with torch.no_grad():
+        output = model(**batch, return_loss=True)
+    assert output.g2e_loss is None and output.kd_loss is None
+    assert torch.allclose(output.loss, output.e2e_loss + output.e2r_loss)
+
+
+def test_loss_weights_and_clip_loss(tokenizer, batch):
+    torch.manual_seed(0)
+    config = tiny_config(tokenizer, e2e_loss_weight=2, e2r_loss_weight=0.5, g2e_loss_weight=0, clip_loss_weight=1.0)
+    model = KnowledgeCLIPModel(config).eval()
+    with torch.no_grad():
+        output = model(**batch, return_loss=True)
+    expected = 2 * output.e2e_loss + 0.5 * output.e2r_loss + 0 * output.g2e_loss + output.clip_loss
+    assert torch.allclose(output.loss, expected)
+    assert output.clip_loss > 0
