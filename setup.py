@@ -14,6 +14,7 @@ RUNTIME = [
     "tokenizers>=0.21",
     "numpy>=1.26",
     "pyyaml>=6",
+    "jinja2>=3.1",  # huggingface_hub.ModelCard.from_template
 ]
 EXTRAS = {
     "train": ["tensorboard>=2.15", "matplotlib>=3.8", "tqdm>=4.66"],
@@ -33,7 +34,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"knowledge_clip": ["metrics/*/*.py", "model_card_template.md"]},
+    package_data={"knowledge_clip": ["metrics/*/*.py", "model_cards/*.md"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
 )
