@@ -13,6 +13,7 @@ RUNTIME = [
     "pillow>=10",
     "tokenizers>=0.21",
     "numpy>=1.26",
+    "pyarrow>=15",
     "pyyaml>=6",
     "jinja2>=3.1",  # huggingface_hub.ModelCard.from_template
 ]

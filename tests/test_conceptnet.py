@@ -1,0 +1,211 @@
+"""Tests for knowledge_clip.data.conceptnet on fixtures in the exact ConceptNet 5.7 assertions shape."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from knowledge_clip.data.conceptnet import load_conceptnet, relation_text, uri_to_label
+from knowledge_clip.errors import EmptyGraphError, TruncatedFileError
+from knowledge_clip.graph import EntityView, ViewKind
+
+
+def assertion(relation: str, start: str, end: str, weight=1.0, surface: str | None = None, **extra) -> str:
+    """One line as written by conceptnet5 `msgpack_to_tab_separated` (JSON with sort_keys, ensure_ascii=False)."""
+    metadata = {
+        "dataset": "/d/conceptnet/4/en",
+        "license": "cc:by/4.0",
+        "sources": [{"activity": "/s/activity/omcs/omcs1_possibly_free_text", "contributor": "/s/contributor/omcs/x"}],
+        **extra,
+    }
+    if weight is not None:
+        metadata["weight"] = weight
+    if surface:
+        metadata["surfaceText"] = surface
+    uri = f"/a/[{relation}/,{start}/,{end}/]"
+    return "\t".join([uri, relation, start, end, json.dumps(metadata, ensure_ascii=False, sort_keys=True)])
+
+
+def write(path, lines, compress=False):
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+VALID = [
+    assertion("/r/IsA", "/c/en/ice_cream/n", "/c/en/dessert/n", 2.0, "[[ice cream]] is [[a dessert]]"),
+    assertion("/r/AtLocation", "/c/en/cat", "/c/en/house/n/wn/artifact", 1.0),
+    assertion("/r/dbpedia/genre", "/c/en/miles_davis", "/c/en/jazz", 0.5),
+    assertion("/r/HasA", "/c/en/dog", "/c/en/tail", 4.0),
+]
+
+
+def test_valid_rows_become_triplets_with_labels_and_relation_texts(tmp_path):
+    graph = load_conceptnet(write(tmp_path / "assertions.csv", VALID))
+    assert graph.num_triplets == len(VALID)
+    keys = {graph.entity_key(i): graph.entity_views(i) for i in range(graph.num_entities)}
+    assert keys["/c/en/ice_cream"] == [EntityView(ViewKind.TEXT, text="ice cream")]
+    assert keys["/c/en/house"] == [EntityView(ViewKind.TEXT, text="house")]
+    assert keys["/c/en/miles_davis"] == [EntityView(ViewKind.TEXT, text="miles davis")]
+    triplets = {
+        (graph.entity_key(h), graph.relations[r], graph.entity_key(t))
+        for h, r, t in zip(graph.heads, graph.relation_ids, graph.tails)
+    }
+    assert triplets == {
+        ("/c/en/ice_cream", "is a", "/c/en/dessert"),
+        ("/c/en/cat", "at location", "/c/en/house"),
+        ("/c/en/miles_davis", "genre", "/c/en/jazz"),
+        ("/c/en/dog", "has a", "/c/en/tail"),
+    }
+    report = graph.report
+    assert (report.records_read, report.triplets_loaded, report.skipped) == (4, 4, {})
+
+
+def test_relation_and_label_rules():
+    assert relation_text("/r/IsA") == "is a"
+    assert relation_text("/r/EtymologicallyRelatedTo") == "etymologically related to"
+    assert relation_text("/r/dbpedia/influencedBy") == "influenced by"
+    assert relation_text("/r/ExternalURL") == "external url"
+    assert uri_to_label("/c/en/ice_cream/n/wn/food") == "ice cream"
+    with pytest.raises(ValueError):
+        uri_to_label("http://example.org")
+
+
+def test_every_bad_row_is_counted_once_and_located(tmp_path):
+    lines = VALID + [
+        assertion("/r/ExternalURL", "/c/en/cat", "http://en.wiktionary.org/wiki/cat"),  # 5
+        assertion("/r/IsA", "/c/enm/cat", "/c/en/animal"),  # 6: Middle English start
+        assertion("/r/IsA", "/c/en/cat", "/c/enm/beest"),  # 7: Middle English end
+        assertion("/r/Synonym", "/c/fr/glace/n", "/c/en/ice_cream/n"),  # 8
+        assertion("/r/FormOf", "/x/en/un", "/c/en/undo"),  # 9: sub-word term
+        "/a/[/r/IsA/,/c/en/a/,/c/en/b/]\t/r/IsA\t/c/en/a",  # 10: 3 columns
+        "",  # 11: empty line
+        VALID[0].replace('"weight": 2.0}', '"weight": 2.0'),  # 12: invalid JSON
+        assertion("/r/IsA", "/c/en/bird", "/c/en/animal", weight=None),  # 13: no weight
+        assertion("/r/IsA", "/c/en/fish", "/c/en/animal", weight="high"),  # 14: non-numeric weight
+        VALID[1] + "\textra",  # 15: 6 columns
+        assertion("/r/IsA", "/c/en/cat/n", "/c/en/dessert") + "",  # 16: fine
+        assertion("/r/IsA", "/c/en/ice_cream", "/c/en/dessert"),  # 17: duplicate of line 1 once collapsed
+        assertion("/r/IsA", "/c/en/cat/n", "/c/en/cat/v"),  # 18: self-loop once collapsed
+        assertion("/r/RelatedTo", "/c/de/a", "/c/de/b").replace('"weight": 1.0}', '"weight": }'),  # 19: filtered
+    ]
+    graph = load_conceptnet(write(tmp_path / "assertions.csv", lines))
+    report = graph.report
+    assert report.skipped == {
+        "ExternalURL": 1,
+        "language": 4,
+        "non-concept end": 1,
+        "wrong column count": 3,
+        "bad json": 1,
+        "missing or non-numeric weight": 2,
+        "duplicate triplet": 1,
+        "self-loop": 1,
+    }
+    assert report.records_read == len(lines) == report.triplets_loaded + report.total_skipped
+    assert graph.num_triplets == 5  # the 4 valid rows and line 16: the count of valid records
+    source = str(tmp_path / "assertions.csv")
+    assert report.examples["bad json"] == [
+        f"{source}:12: json: " + report.examples["bad json"][0].split(": json: ")[1]
+    ]
+    assert {example.split(": ")[0] for example in report.examples["wrong column count"]} == {
+        f"{source}:10",
+        f"{source}:11",
+        f"{source}:15",
+    }
+    assert report.examples["missing or non-numeric weight"][1].startswith(f"{source}:14: weight: weight is 'high'")
+    assert [example.split(": ")[0] for example in report.examples["language"]] == [
+        f"{source}:{line}" for line in (6, 7, 8, 19)
+    ]
+    assert "/c/enm/beest" in report.examples["language"][1] and ": end: " in report.examples["language"][1]
+
+
+def test_min_weight_and_relations_filters(tmp_path):
+    path = write(tmp_path / "assertions.csv", VALID)
+    heavy = load_conceptnet(path, min_weight=1.5)
+    assert heavy.num_triplets == 2 and heavy.report.skipped == {"weight below min_weight": 2}
+    assert "0.5 < min_weight 1.5" in heavy.report.examples["weight below min_weight"][1]
+    chosen = load_conceptnet(path, relations=["IsA", "/r/dbpedia/genre"])
+    assert sorted(chosen.relations) == ["genre", "is a"]
+    assert chosen.report.skipped == {"relation not selected": 2}
+    for bad in ([], ["is a"]):
+        with pytest.raises(ValueError):
+            load_conceptnet(path, relations=bad)
+
+
+def test_languages_and_sense_collapsing(tmp_path):
+    lines = [
+        assertion("/r/Synonym", "/c/fr/glace/n", "/c/en/ice_cream/n"),
+        assertion("/r/IsA", "/c/en/cat/n", "/c/en/animal"),
+        assertion("/r/IsA", "/c/en/cat", "/c/en/animal"),
+    ]
+    path = write(tmp_path / "assertions.csv", lines)
+    assert load_conceptnet(path, languages=("en", "fr")).num_triplets == 2
+    assert load_conceptnet(path, languages=None).num_triplets == 2
+    separate = load_conceptnet(path, collapse_senses=False)
+    assert separate.num_triplets == 2
+    assert {separate.entity_key(i) for i in range(separate.num_entities)} == {
+        "/c/en/cat/n",
+        "/c/en/cat",
+        "/c/en/animal",
+    }
+    assert separate.entity_views(0)[0].text == "cat"
+
+
+def test_gzip_is_read_like_plain_text(tmp_path):
+    plain = load_conceptnet(write(tmp_path / "a.csv", VALID))
+    compressed = load_conceptnet(write(tmp_path / "a.csv.gz", VALID, compress=True))
+    np.testing.assert_array_equal(plain.heads, compressed.heads)
+    assert plain.report.skipped == compressed.report.skipped
+
+
+def _many_lines(count: int) -> list[str]:
+    return [
+        assertion("/r/RelatedTo", f"/c/en/word_{i}", f"/c/en/other_{i % 97}", surface="x" * 200) for i in range(count)
+    ]
+
+
+def test_truncated_gzip_names_file_and_line(tmp_path):
+    lines = _many_lines(60_000)  # about 20 MB of text: several Arrow blocks
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    path = tmp_path / "conceptnet-assertions-5.7.0.csv.gz"
+    path.write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(TruncatedFileError) as error:
+        load_conceptnet(path)
+    assert error.value.file == str(path) and 0 < error.value.line < 60_000
+    assert str(error.value).startswith(f"{path}:{error.value.line}: ")
+    assert "truncated" in str(error.value)
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path):
+    data = bytearray(gzip.compress(("\n".join(VALID) + "\n").encode()))
+    data[20:40] = b"\xff" * 20
+    path = tmp_path / "corrupt.csv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(TruncatedFileError, match="corrupt.csv.gz"):
+        load_conceptnet(path)
+
+
+def test_line_numbers_stay_exact_across_blocks_and_malformed_rows(tmp_path):
+    lines = _many_lines(40_000)
+    lines[10] = "only\ttwo"
+    lines[35_000] = lines[35_000].replace('"weight": 1.0}', '"weight": 1.0,}')
+    lines[39_998] = lines[39_998].replace("\t/c/en/word_", "\t/c/en/\udcff", 1)  # start: invalid UTF-8
+    path = tmp_path / "big.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape"))
+    graph = load_conceptnet(path)
+    report = graph.report
+    assert report.examples["wrong column count"][0].startswith(f"{path}:11: ")
+    assert report.examples["bad json"][0].startswith(f"{path}:35001: json: invalid JSON")
+    assert report.examples["bad concept uri"][0].startswith(f"{path}:39999: ")
+    assert graph.num_triplets == 40_000 - 3
+    assert report.records_read == 40_000 == report.triplets_loaded + report.total_skipped
+
+
+def test_nothing_kept_is_an_error_naming_the_file(tmp_path):
+    path = write(tmp_path / "french.csv", [assertion("/r/IsA", "/c/fr/chat", "/c/fr/animal")])
+    with pytest.raises(EmptyGraphError, match="french.csv") as error:
+        load_conceptnet(path)
+    assert "language: 1" in str(error.value)
+    with pytest.raises(ValueError):
+        load_conceptnet(path, languages=("en/x",))
