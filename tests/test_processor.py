@@ -125,3 +125,10 @@ def test_processor_round_trip_keeps_relation_vocab(processor, tmp_path):
     assert torch.equal(
         batch["entity_input_ids"], processor(triplets=[("square", "is a", "shape")])["entity_input_ids"]
     )
+
+
+def test_from_pretrained_on_a_clip_processor(processor, tmp_path):
+    processor.to_clip_processor().save_pretrained(tmp_path)
+    loaded = type(processor).from_pretrained(tmp_path, relation_vocab=["is a"])
+    assert type(loaded) is type(processor) and loaded.relation_vocab == ["is a"]
+    assert loaded(triplets=[("square", "is a", "shape")])["triplets"].tolist() == [[0, 0, 1]]
