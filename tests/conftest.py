@@ -5,3 +5,9 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(__file__))
+
+import torch  # noqa: E402
+
+# Tiny models spend their time in thread synchronisation, not arithmetic; one thread is faster and keeps the
+# multi-process tests from oversubscribing the cores.
+torch.set_num_threads(1)
