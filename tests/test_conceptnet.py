@@ -209,3 +209,40 @@ def test_nothing_kept_is_an_error_naming_the_file(tmp_path):
     assert "language: 1" in str(error.value)
     with pytest.raises(ValueError):
         load_conceptnet(path, languages=("en/x",))
+
+
+def test_malformed_concepts_and_relations_are_counted_once(tmp_path):
+    lines = VALID + [
+        assertion("/r/IsA", "/c//cat", "/c/en/animal"),  # 5: empty language
+        assertion("/r/IsA", "/c/en/", "/c/en/animal"),  # 6: empty text
+        assertion("/r/IsA", "/c/en/cat", "/c/en//n"),  # 7: empty text before the sense
+        assertion("/r/", "/c/en/cat", "/c/en/animal"),  # 8: empty relation name
+        assertion("/r/", "/c/en/dog", "/c/en/animal", weight=None),  # 9: no weight (counted for that only)
+        assertion("/r/IsA", "/c/en/cat/n/wn/animal", "/c/fr/chat_noir/n"),  # 10: kept (any language)
+    ]
+    graph = load_conceptnet(write(tmp_path / "assertions.csv", lines), languages=None)
+    report = graph.report
+    assert report.skipped == {"bad concept uri": 3, "bad relation uri": 1, "missing or non-numeric weight": 1}
+    assert [example.split(": ")[0] for example in report.examples["bad concept uri"]] == [
+        f"{tmp_path / 'assertions.csv'}:{line}" for line in (5, 6, 7)
+    ]
+    assert report.examples["bad relation uri"][0].startswith(f"{tmp_path / 'assertions.csv'}:8: rel: ")
+    assert report.records_read == len(lines) == report.triplets_loaded + report.total_skipped
+    keys = {graph.entity_key(i): graph.entity_views(i)[0].text for i in range(graph.num_entities)}
+    assert keys["/c/fr/chat_noir"] == "chat noir" and keys["/c/en/cat"] == "cat"
+
+
+def test_byte_prefix_tests_match_python_startswith():
+    import pyarrow as pa
+
+    from knowledge_clip.data.conceptnet import _Column
+
+    rng = np.random.default_rng(0)
+    alphabet = list("/cen") + ["/c/", "/c/en/", "/r/ExternalURL"]
+    values = [b"".join(rng.choice(alphabet, size=rng.integers(0, 5)).astype(str).astype(bytes)) for _ in range(500)]
+    values += [b"", b"/", b"/c/e", b"/c/en"]  # short values at the end of the buffer
+    column = _Column(pa.array(values, type=pa.binary()).slice(3))
+    for prefix in (b"/", b"/c/", b"/c/en/", b"/r/ExternalURL", b"/c/en/c"):
+        expected = [value.startswith(prefix) for value in values[3:]]
+        assert column.matches(prefix).tolist() == expected
+        assert column.matches(prefix, whole=True).tolist() == [value == prefix for value in values[3:]]

@@ -85,6 +85,51 @@ def test_duplicates_and_self_loops_are_rejected_and_counted():
     assert report.records_read == report.triplets_loaded + report.total_skipped
 
 
+def test_bulk_triplets_dedup_within_and_across_calls_like_one_by_one():
+    # The same random triplets through add_triplets in chunks, interleaved with add_triplet calls, and one by one.
+    rng = np.random.default_rng(0)
+    heads, relations, tails = rng.integers(0, 6, 400), rng.integers(0, 3, 400), rng.integers(0, 6, 400)
+    bulk, single = KnowledgeGraphBuilder("bulk"), KnowledgeGraphBuilder("single")
+    for builder in (bulk, single):
+        builder.add_text_entities([f"e{i}" for i in range(6)], [f"entity {i}" for i in range(6)])
+        for relation in "xyz":
+            builder.add_relation(relation)
+    expected = [single.add_triplet(h, r, t) for h, r, t in zip(heads.tolist(), relations.tolist(), tails.tolist())]
+    added = []
+    for start in range(0, 400, 100):
+        part = slice(start, start + 100)
+        added += bulk.add_triplets(heads[part][:60], relations[part][:60], tails[part][:60]).tolist()
+        added += [
+            bulk.add_triplet(h, r, t) for h, r, t in zip(heads[part][60:], relations[part][60:], tails[part][60:])
+        ]
+    assert added == expected
+    first, second = bulk.build(), single.build()
+    for column in ("heads", "relation_ids", "tails"):
+        np.testing.assert_array_equal(getattr(first, column), getattr(second, column))
+    assert first.report.skipped == second.report.skipped and first.report.examples == second.report.examples
+    assert sum(first.report.skipped.values()) > 0
+
+
+def test_add_text_entities_in_bulk_matches_add_entity():
+    builder = KnowledgeGraphBuilder("g")
+    assert builder.add_entity("b", text="bee") == 0
+    np.testing.assert_array_equal(builder.add_text_entities(["a", "c"], ["ay", "see"]), [1, 2])
+    np.testing.assert_array_equal(builder.add_text_entities(["c", "b", "d"], ["sea", "bee", "dee"]), [2, 0, 3])
+    builder.add_triplet(0, "r", 1)
+    graph = builder.build()
+    assert [graph.entity_key(i) for i in range(4)] == ["b", "a", "c", "d"]
+    assert graph.entity_views(2) == [_text("see"), _text("sea")] and graph.entity_views(0) == [_text("bee")]
+    with pytest.raises(ValueError):
+        KnowledgeGraphBuilder("h").add_text_entities(["a"], ["x", "y"])
+
+
+def test_view_path_check_is_cached_but_still_refuses_bad_paths():
+    for _ in range(2):  # the second round is answered from the cache
+        assert EntityView(ViewKind.REGION, path="a\\b.jpg", box=(0, 0, 1, 1)).path == "a/b.jpg"
+        with pytest.raises(ValueError):
+            EntityView(ViewKind.REGION, path="../b.jpg", box=(0, 0, 1, 1))
+
+
 def test_builder_rejects_bad_ids():
     builder = KnowledgeGraphBuilder("g")
     a = builder.add_entity("a")

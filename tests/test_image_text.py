@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from knowledge_clip.data.image_text import (
-    CAPTION_OF,
-    IMAGE_OF,
-    expand_braces,
-    load_image_text_pairs,
-    open_view_image,
-    split_tar_member,
-)
+from knowledge_clip.data.image_text import CAPTION_OF, IMAGE_OF, expand_braces, load_image_text_pairs
+from knowledge_clip.data.images import open_view_image, split_tar_member
 from knowledge_clip.errors import EmptyGraphError, ImageLoadError, KnowledgeCLIPDataError, UnsafePathError
 from knowledge_clip.graph import EntityView, ViewKind
 

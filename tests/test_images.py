@@ -1,11 +1,13 @@
 """Tests for knowledge_clip.data.images: safe paths, every Pillow mode to RGB, size guard, broken files."""
 
+import io
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from knowledge_clip import image_conversion
 from knowledge_clip.data.images import crop_region, open_image, to_rgb
 from knowledge_clip.errors import ImageLoadError, ImageTooLarge, KnowledgeCLIPDataError, UnsafePathError
 
@@ -105,6 +107,22 @@ def test_decompression_bomb_guard_names_file_size_and_limit(tmp_path):
     assert "big.png" in str(error.value) and "5000" in str(error.value) and "4999" in str(error.value)
     assert isinstance(error.value, ImageLoadError) and isinstance(error.value, ValueError)
     assert open_image(name, tmp_path, max_pixels=5000).size == (100, 50)
+
+
+def test_file_objects_are_opened_with_the_same_guards():
+    buffer = io.BytesIO()
+    Image.new("LA", (3, 2), (0, 0)).save(buffer, format="PNG")
+    image = open_image(io.BytesIO(buffer.getvalue()), None)
+    assert image.mode == "RGB" and image.size == (3, 2)
+    np.testing.assert_array_equal(_pixels(image)[0, 0], [255, 255, 255])  # transparent: composited on white
+    with pytest.raises(ImageTooLarge, match="shard.tar#a.png"):
+        open_image(io.BytesIO(buffer.getvalue()), None, max_pixels=5, name="shard.tar#a.png")
+    with pytest.raises(ImageLoadError, match="shard.tar#b.png"):
+        open_image(io.BytesIO(b"not an image"), None, name="shard.tar#b.png")
+
+
+def test_to_rgb_is_the_processor_conversion():
+    assert to_rgb is image_conversion.to_rgb  # one implementation, shared with the saved processor code
 
 
 def test_path_escaping_root_is_refused(tmp_path):

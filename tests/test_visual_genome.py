@@ -7,7 +7,8 @@ import tracemalloc
 import pytest
 from PIL import Image
 
-from knowledge_clip.data.visual_genome import JsonStreamReader, load_visual_genome
+from knowledge_clip.data.json_stream import JsonStreamReader
+from knowledge_clip.data.visual_genome import load_visual_genome
 from knowledge_clip.errors import EmptyGraphError, KnowledgeCLIPDataError
 from knowledge_clip.graph import EntityView, ViewKind
 

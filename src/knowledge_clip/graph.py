@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import math
 import os
@@ -34,7 +35,8 @@ _FORMAT_VERSION = 1
 _METADATA_FILE = "knowledge_graph.json"
 
 # Exact triplet deduplication packs (head, relation, tail) into one Python int: tail in the low 40 bits, relation
-# in the next 24, head above. Python ints are unbounded, so this never collides; keys stay below 2**104.
+# in the next 24, head above. Python ints are unbounded, so this never collides; keys stay below 2**104. Bulk adds
+# (`add_triplets`) deduplicate with numpy instead and index their triplets in the set only when a later add needs it.
 _TAIL_BITS = 40
 _RELATION_BITS = 24
 
@@ -45,6 +47,16 @@ class ViewKind(enum.IntEnum):
     TEXT = 0
     IMAGE = 1
     REGION = 2
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _relative_posix_path(path: str) -> str:
+    """Returns `path` in POSIX form; raises if it is absolute or leaves its root (cached: the regions of an image
+    share its path, and loaders create millions of views)."""
+    posix = PurePosixPath(path.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(path).is_absolute() or ".." in posix.parts:
+        raise ValueError(f"view path {path!r} must be relative and stay inside the graph root")
+    return posix.as_posix()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,10 +90,7 @@ class EntityView:
             return
         if not isinstance(self.path, str) or not self.path:
             raise ValueError(f"an {kind.name} view needs a path relative to the graph root, got {self.path!r}")
-        posix = PurePosixPath(self.path.replace("\\", "/"))
-        if posix.is_absolute() or PureWindowsPath(self.path).is_absolute() or ".." in posix.parts:
-            raise ValueError(f"view path {self.path!r} must be relative and stay inside the graph root")
-        object.__setattr__(self, "path", posix.as_posix())
+        object.__setattr__(self, "path", _relative_posix_path(self.path))
         if kind == ViewKind.IMAGE:
             if self.box is not None:
                 raise ValueError("an IMAGE view has no box; use a REGION view")
@@ -170,6 +179,19 @@ def _entities_schema() -> pa.Schema:
 def _views_to_arrow(views_per_entity: Sequence[Sequence[EntityView] | str]) -> pa.Array:
     """Builds the ``views`` list column; an entry may be a plain string, the compact form of one TEXT view."""
     # Flat child columns plus offsets: much cheaper than building nested Python dicts for millions of entities.
+    if set(map(type, views_per_entity)) <= {str}:  # text-only graphs (ConceptNet): one column, no Python loop
+        num_entities = len(views_per_entity)
+        struct = pa.StructArray.from_arrays(
+            [
+                pa.array(np.full(num_entities, int(ViewKind.TEXT), dtype=np.int8)),
+                pa.array(views_per_entity, type=pa.string()),
+                pa.nulls(num_entities, type=pa.string()),
+                pa.nulls(num_entities, type=pa.list_(pa.float64())),
+            ],
+            names=["kind", "text", "path", "box"],
+        )
+        offsets = pa.array(np.arange(num_entities + 1, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, struct, type=_views_arrow_type())
     counts, kinds, texts, paths, boxes = [], [], [], [], []
     for views in views_per_entity:
         if isinstance(views, str):
@@ -207,8 +229,9 @@ def _view_from_arrow(record: dict[str, Any]) -> EntityView:
 class KnowledgeGraphBuilder:
     """Accumulates entities, relations and triplets with bounded memory, then builds a `KnowledgeGraph`.
 
-    Memory per triplet is 24 bytes of int64 buffers plus one packed Python int in the deduplication set (about
-    70 bytes with the set's slack), so the 3.4M English ConceptNet triplets take a few hundred MB. A builder is
+    Memory per triplet is 24 bytes of int64 buffers, plus one packed Python int in the deduplication set (about
+    70 bytes with the set's slack) for triplets added one by one; triplets added in bulk (`add_triplets`) are
+    deduplicated with numpy and enter the set only if more triplets are added after them. A builder is
     single-use: `build` hands its buffers to the graph without copying.
 
     Args:
@@ -231,6 +254,7 @@ class KnowledgeGraphBuilder:
         self._relation_column = array("q")
         self._tails = array("q")
         self._triplet_keys: set[int] = set()
+        self._num_indexed = 0  # triplets [0, _num_indexed) have their packed key in _triplet_keys
         self._rejected: dict[str, int] = {"duplicate triplet": 0, "self-loop": 0}
         self._rejected_examples: dict[str, list[str]] = {"duplicate triplet": [], "self-loop": []}
         self._built = False
@@ -256,6 +280,36 @@ class KnowledgeGraphBuilder:
     def get_entity_ids(self, keys: Sequence[str]) -> list[int | None]:
         """Returns the ids of the entities with `keys` (`None` where there is none), in one pass."""
         return list(map(self._entity_ids.get, keys))
+
+    def add_text_entities(self, keys: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """Adds many entities with one TEXT view each, as `add_entity(key, text=text)` would, but in bulk.
+
+        Args:
+            keys (`Sequence[str]`): Entity keys.
+            texts (`Sequence[str]`): The text of each entity (same length as `keys`).
+
+        Returns:
+            `np.ndarray`: The int64 entity ids, one per key (existing ids for keys already added).
+        """
+        self._check_open()
+        keys, texts = list(keys), list(texts)
+        if len(keys) != len(texts):
+            raise ValueError(f"got {len(keys)} keys but {len(texts)} texts")
+        first = len(self._entity_keys)
+        # Fast path (new, distinct, non-empty keys and texts): C-level loops only.
+        if (
+            set(map(type, keys)) <= {str}
+            and set(map(type, texts)) <= {str}
+            and all(keys)
+            and all(texts)
+            and len(set(keys)) == len(keys)
+            and not any(map(self._entity_ids.__contains__, keys))
+        ):
+            self._entity_ids.update(zip(keys, range(first, first + len(keys))))
+            self._entity_keys.extend(keys)
+            self._entity_views.extend(texts)
+            return np.arange(first, first + len(keys), dtype=np.int64)
+        return np.array([self.add_entity(key, text=text) for key, text in zip(keys, texts)], dtype=np.int64)
 
     def add_entity(self, key: str, views: Sequence[EntityView] = (), text: str | None = None) -> int:
         """Adds an entity, or extends the views of the existing entity with the same key.
@@ -334,6 +388,8 @@ class KnowledgeGraphBuilder:
         self._check_open()
         if isinstance(relation, str):
             relation = self.add_relation(relation)
+        # Python ints: numpy integers would overflow in the packed key.
+        head, relation, tail = int(head), int(relation), int(tail)
         num_entities = len(self._entity_keys)
         if not (0 <= head < num_entities and 0 <= tail < num_entities):
             raise IndexError(f"triplet ({head}, {relation}, {tail}) refers to an entity outside [0, {num_entities})")
@@ -342,11 +398,13 @@ class KnowledgeGraphBuilder:
         if head == tail:
             self._reject("self-loop", head, relation, tail)
             return False
+        self._index_triplet_keys()
         packed = (((head << _RELATION_BITS) | relation) << _TAIL_BITS) | tail
         if packed in self._triplet_keys:
             self._reject("duplicate triplet", head, relation, tail)
             return False
         self._triplet_keys.add(packed)
+        self._num_indexed += 1
         self._heads.append(head)
         self._relation_column.append(relation)
         self._tails.append(tail)
@@ -372,21 +430,39 @@ class KnowledgeGraphBuilder:
         ):
             if values.size and (values.min() < 0 or values.max() >= bound):
                 raise IndexError(f"{label} ids must lie in [0, {bound})")
-        added = np.zeros(len(columns[0]), dtype=bool)
-        seen = self._triplet_keys
-        for index, (head, relation, tail) in enumerate(zip(*(values.tolist() for values in columns))):
-            if head == tail:
-                self._reject("self-loop", head, relation, tail)
-                continue
-            packed = (((head << _RELATION_BITS) | relation) << _TAIL_BITS) | tail
-            if packed in seen:
-                self._reject("duplicate triplet", head, relation, tail)
-                continue
-            seen.add(packed)
-            added[index] = True
+        heads, relations, tails = columns
+        self_loop = heads == tails
+        candidates = np.flatnonzero(~self_loop)
+        # Within this call: keep the first occurrence of each triplet. Against earlier adds: the packed-key set.
+        candidates = candidates[_first_occurrences(heads[candidates], relations[candidates], tails[candidates])]
+        if self.num_triplets and candidates.size:
+            self._index_triplet_keys()
+            packed = _packed_keys(heads[candidates], relations[candidates], tails[candidates])
+            seen = np.fromiter(map(self._triplet_keys.__contains__, packed), dtype=bool, count=candidates.size)
+            candidates = candidates[~seen]
+        added = np.zeros(len(heads), dtype=bool)
+        added[candidates] = True
+        for reason, rejected in (("self-loop", self_loop), ("duplicate triplet", ~added & ~self_loop)):
+            rows = np.flatnonzero(rejected)
+            located = rows[: max(LoadReport.max_examples - len(self._rejected_examples[reason]), 0)].tolist()
+            self._rejected[reason] += rows.size - len(located)  # `_reject` counts the located ones
+            for row in located:
+                self._reject(reason, int(heads[row]), int(relations[row]), int(tails[row]))
         for buffer, values in zip((self._heads, self._relation_column, self._tails), columns):
             buffer.frombytes(values[added].tobytes())
         return added
+
+    def _index_triplet_keys(self) -> None:
+        """Puts the packed keys of triplets added in bulk (not yet in the deduplication set) into the set."""
+        if self._num_indexed == len(self._heads):
+            return
+        # Copies (slicing an `array` copies): a numpy view would pin the buffers and forbid appending to them.
+        columns = [
+            np.frombuffer(buffer[self._num_indexed :], dtype=np.int64)
+            for buffer in (self._heads, self._relation_column, self._tails)
+        ]
+        self._triplet_keys.update(_packed_keys(*columns))
+        self._num_indexed = len(self._heads)
 
     def _reject(self, reason: str, head: int, relation: int, tail: int) -> None:
         self._rejected[reason] += 1
@@ -447,7 +523,29 @@ class KnowledgeGraphBuilder:
             report=report,
         )
         self._entity_ids, self._entity_keys, self._entity_views, self._triplet_keys = {}, [], [], set()
+        self._num_indexed = 0
         return graph
+
+
+def _first_occurrences(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first occurrence of each distinct (head, relation, tail) row."""
+    first = np.zeros(len(heads), dtype=bool)
+    if not len(heads):
+        return first
+    bounds = [int(values.max()) + 1 for values in (heads, relations, tails)]
+    if bounds[0] * bounds[1] * bounds[2] < 1 << 63:  # one int64 key per row
+        keys = (heads * bounds[1] + relations) * bounds[2] + tails
+        _, indices = np.unique(keys, return_index=True)  # stable: the first occurrence of each key
+    else:
+        _, indices = np.unique(np.stack([heads, relations, tails], axis=1), axis=0, return_index=True)
+    first[indices] = True
+    return first
+
+
+def _packed_keys(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
+    """The deduplication set's keys (Python ints, see `_TAIL_BITS`) of int64 triplet columns, as an object array."""
+    heads, relations, tails = (values.astype(object) for values in (heads, relations, tails))
+    return (((heads << _RELATION_BITS) | relations) << _TAIL_BITS) | tails
 
 
 def _sample_positions(degrees: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,7 @@ from transformers import BatchFeature
 from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, ViewKind
 from ..processing_knowledge_clip import Entity, KnowledgeCLIPProcessor
-from .image_text import open_view_image
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_PIXELS, open_view_image
 
 __all__ = ["KnowledgeCLIPCollator", "KnowledgeTripletDataset"]
 

@@ -3,10 +3,13 @@
 The dump is a tab-separated file (despite its name) with no header and five columns: assertion URI, relation URI,
 start URI, end URI, and a JSON object with ``dataset``, ``license``, ``sources`` and ``weight`` (plus
 ``surfaceText``/``surfaceStart``/``surfaceEnd`` when present). It has 34 million rows, about 3.4 million with two
-English ends. The loader streams it through Arrow's CSV reader in 4 MiB blocks (bounded memory, gzip decompressed
-on the fly), classifies each block's rows with vectorised byte tests on undecoded columns, and only runs Python
-code for the rows it keeps. Blocks are parsed in background threads; if a malformed line shows up (the threaded
-reader cannot say on which line it was), the file is read again single-threaded so every skip names its line.
+English ends. The loader streams it through Arrow's CSV reader in 2 MiB blocks (bounded memory, gzip decompressed
+on the fly) and classifies each block's rows with numpy byte tests on the undecoded columns. The rows it keeps are
+validated in batches of about 65k (Arrow's JSON reader for the weights, numpy byte slicing at the ``/`` positions
+for keys and labels); their entity keys are collected and dictionary-encoded once at the end, so no Python code
+runs per row, and per distinct concept only the final bulk dictionary insert. Blocks are parsed in background threads; if a malformed line
+shows up (the threaded reader cannot say on which line it was), the file is read again single-threaded so every
+skip names its line.
 
 Per row, in this order (each skipped row is counted once, under the first reason that applies):
 
@@ -47,13 +50,13 @@ from ..graph import KnowledgeGraph, KnowledgeGraphBuilder, LoadReport
 __all__ = ["load_conceptnet", "relation_text", "uri_to_label"]
 
 _COLUMNS = ("assertion", "rel", "start", "end", "json")
-# Rows are parsed in blocks of this many bytes (about 15k rows): memory stays bounded whatever the file size.
-_BLOCK_BYTES = 1 << 22
+# Rows are parsed in blocks of this many bytes (about 7k rows): memory stays bounded whatever the file size.
+_BLOCK_BYTES = 1 << 21
+# Rows that pass the byte-level filters are validated in batches of at least this many rows (amortises the
+# fixed cost of each Arrow call; a batch holds at most this many rows plus one block's).
+_CANDIDATE_ROWS = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXTERNAL_URL = b"/r/ExternalURL"
-# A concept URI has a non-empty text segment: /c/<lang>/<text>[/<pos>/...]; the sense suffix follows the text.
-_CONCEPT_TEXT = r"^/c/[^/]+/[^/]"
-_SENSE_SUFFIX = r"^(/c/[^/]+/[^/]+)/.*$"
 _WEIGHT_ONLY = pajson.ParseOptions(
     explicit_schema=pa.schema([("weight", pa.float64())]), unexpected_field_behavior="ignore"
 )
@@ -123,6 +126,8 @@ def _open_stream(path: Path) -> pa.NativeFile:
     with open(path, "rb") as probe:
         is_gzip = probe.read(2) == _GZIP_MAGIC
     stream = pa.OSFile(os.fspath(path))
+    # Not memory-mapped, although that parses about 15% faster: the mapped pages of a 10 GB plain-text dump would
+    # count in the process's RSS (reclaimable, but indistinguishable from a leak to a user watching memory).
     return pa.CompressedInputStream(stream, "gzip") if is_gzip else stream
 
 
@@ -190,31 +195,128 @@ def _parse_weights(metadata_column: pa.Array) -> tuple[np.ndarray, dict[int, str
     return weights, problems
 
 
-def _concept_keys(uris: pa.Array, collapse_senses: bool) -> list[str | None]:
-    """Entity keys of concept URIs (sense suffix removed when `collapse_senses`); `None` for malformed URIs."""
-    well_formed = _mask(pc.match_substring_regex(uris, pattern=_CONCEPT_TEXT))
-    keys = pc.replace_substring_regex(uris, pattern=_SENSE_SUFFIX, replacement=r"\1") if collapse_senses else uris
+def _binary_parts(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The absolute value offsets (n + 1) and the data bytes of a binary or string array, as numpy views."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + len(column) + 1]
+    data = column.buffers()[2]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def _slices(data: np.ndarray, begins: np.ndarray, ends: np.ndarray, underscores_to_spaces: bool = False) -> pa.Array:
+    """A binary array of the byte ranges ``data[begins[i]:ends[i]]`` (one numpy gather)."""
+    lengths = (ends - begins).astype(np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = data[np.repeat(begins - offsets[:-1], lengths) + np.arange(offsets[-1])]
+    if underscores_to_spaces:
+        values[values == ord("_")] = ord(" ")
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(values)]
+    return pa.Array.from_buffers(pa.binary(), len(lengths), buffers)
+
+
+def _text_segments(uris: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Splits URIs that start with ``/c/`` as ``/c/<lang>/<text>[/...]``, with numpy on the undecoded bytes.
+
+    Returns the data bytes, and per URI: where it begins, where its text segment begins and ends (equal when it
+    has no text, or no language), and where it ends.
+    """
+    offsets, data = _binary_parts(uris)
+    begins, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    slashes = np.flatnonzero(data[offsets[0] : offsets[-1]] == ord("/")) + offsets[0]
+    slashes = np.append(slashes, np.iinfo(np.int64).max)  # sentinel: indices below stay in range
+    first = np.searchsorted(slashes, begins)  # the slash of "/c/"
+    count = np.searchsorted(slashes, ends) - first
+    language_end = slashes[np.minimum(first + 2, len(slashes) - 1)]
+    has_text = (count >= 3) & (language_end > begins + 3)
+    text_begins = np.where(has_text, language_end + 1, ends)
+    text_ends = np.where(count >= 4, slashes[np.minimum(first + 3, len(slashes) - 1)], ends)
+    text_ends = np.where(has_text, text_ends, ends)
+    return data, begins, text_begins, text_ends, ends
+
+
+def _concept_keys(uris: pa.Array, collapse_senses: bool) -> tuple[pa.Array, np.ndarray]:
+    """Entity keys of concept URIs (sense suffix removed when `collapse_senses`) as a string array, and the mask
+    of the well-formed ones (non-empty language and text segments, valid UTF-8); only the keys of well-formed URIs
+    are meaningful (invalid UTF-8 ones are null)."""
+    data, begins, text_begins, text_ends, ends = _text_segments(uris)
+    well_formed = text_ends > text_begins
+    keys = _slices(data, begins, text_ends) if collapse_senses else uris
     try:
-        decoded = keys.cast(pa.string()).to_pylist()
-    except pa.ArrowInvalid:  # invalid UTF-8 somewhere in the batch: decode row by row
-        decoded = []
+        decoded = keys.cast(pa.string())
+    except pa.ArrowInvalid:  # invalid UTF-8 somewhere in the batch (rare): decode row by row
+        values = []
         for key in keys.to_pylist():
             try:
-                decoded.append(key.decode("utf-8"))
+                values.append(key.decode("utf-8"))
             except UnicodeDecodeError:
-                decoded.append(None)
-    return [key if ok else None for key, ok in zip(decoded, well_formed.tolist())]
+                values.append(None)
+        decoded = pa.array(values, type=pa.string())
+        well_formed &= _mask(decoded.is_valid())
+    return decoded, well_formed
 
 
 def _mask(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _starts_with_any(column: pa.Array, prefixes: tuple[str, ...]) -> np.ndarray:
-    matches = _mask(pc.starts_with(column, pattern=prefixes[0]))
-    for prefix in prefixes[1:]:
-        matches |= _mask(pc.starts_with(column, pattern=prefix))
-    return matches
+class _Column:
+    """The undecoded values of a binary column seen through numpy: lengths, and the first 8 bytes of each value as
+    one little-endian uint64 word (one gather per column; prefix tests are then word compares)."""
+
+    def __init__(self, column: pa.Array):
+        offsets, self.data = _binary_parts(column)
+        self.starts = offsets[:-1]
+        self.lengths = np.diff(offsets)
+        self.words = self._words(self.starts)
+
+    def _words(self, starts: np.ndarray) -> np.ndarray:
+        # An unaligned uint64 view with a stride of one byte: element i is bytes [i, i + 8) (numpy handles
+        # unaligned reads). Bytes past a value's end are never compared (the length is checked first); the few
+        # values starting in the last 7 bytes of the buffer are read byte by byte, padded with zeros.
+        last = len(self.data) - 8
+        if len(starts) and starts.max() <= last:
+            view = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
+            return view[starts]
+        words = np.zeros(len(starts), dtype=np.uint64)
+        near_end = starts > last
+        if last >= 0:
+            view = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
+            words[~near_end] = view[starts[~near_end]]
+        for row in np.flatnonzero(near_end).tolist():
+            tail = self.data[starts[row] : starts[row] + 8].tobytes()
+            words[row] = int.from_bytes(tail.ljust(8, b"\0"), "little")
+        return words
+
+    def matches(self, value: bytes, whole: bool = False) -> np.ndarray:
+        """Mask of the values starting with `value` (equal to it if `whole`)."""
+        mask = self.lengths == len(value) if whole else self.lengths >= len(value)
+        head = value[:8]
+        pattern = int.from_bytes(head, "little")
+        bits = np.uint64((1 << (8 * len(head))) - 1)
+        mask &= (self.words & bits) == np.uint64(pattern)
+        if len(value) > 8:  # rare (ExternalURL): the rest, 8 bytes at a time, on the remaining rows only
+            rows = np.flatnonzero(mask)
+            for position in range(8, len(value), 8):
+                chunk = value[position : position + 8]
+                bits = np.uint64((1 << (8 * len(chunk))) - 1)
+                words = self._words(self.starts[rows] + position)
+                rows = rows[(words & bits) == np.uint64(int.from_bytes(chunk, "little"))]
+            mask = np.zeros(len(self.starts), dtype=bool)
+            mask[rows] = True
+        return mask
+
+    def matches_any(self, values: tuple[bytes, ...]) -> np.ndarray:
+        mask = self.matches(values[0])
+        for value in values[1:]:
+            mask |= self.matches(value)
+        return mask
+
+
+def _labels(keys: pa.Array) -> pa.Array:
+    """Labels of (well-formed) concept keys: the text segment with ``_`` replaced by spaces (``/c/en/ice_cream/n``
+    -> "ice cream")."""
+    data, _, text_begins, text_ends, _ = _text_segments(keys)
+    return _slices(data, text_begins, text_ends, underscores_to_spaces=True).cast(pa.string())
 
 
 class _RestartSingleThreaded(Exception):
@@ -241,8 +343,16 @@ class _ConceptNetReader:
         self.report = LoadReport(source=self.source)
         self.builder = KnowledgeGraphBuilder(name)
         self.relation_ids: dict[bytes, int] = {}
+        self.bad_relations: dict[bytes, str] = {}  # relation URI -> why it cannot be a relation
         self.line_index = _LineIndex()
         self.malformed_row_seen = False
+        # Rows that passed the byte-level filters, waiting to be validated as a batch.
+        self.pending: list[tuple[pa.RecordBatch, np.ndarray]] = []
+        self.num_pending = 0
+        # Kept rows: entity keys (string arrays, per validated batch) and relation ids.
+        self.start_keys: list[pa.Array] = []
+        self.end_keys: list[pa.Array] = []
+        self.relations: list[np.ndarray] = []
 
     def read(self) -> KnowledgeGraph:
         columns = list(_COLUMNS)
@@ -262,6 +372,7 @@ class _ConceptNetReader:
                         raise _RestartSingleThreaded
                     self._read_batch(batch, first_row + np.arange(batch.num_rows))
                     first_row += batch.num_rows
+                self._validate_pending()
         except (OSError, EOFError, pa.ArrowException) as error:
             if self.malformed_row_seen and self.use_threads:
                 raise _RestartSingleThreaded from None  # locate the lines exactly before reporting
@@ -272,6 +383,7 @@ class _ConceptNetReader:
         if self.malformed_row_seen and self.use_threads:
             raise _RestartSingleThreaded
         self.report.records_read = first_row + len(self.line_index.rejected_lines)
+        self._add_triplets()
         return self.builder.build(self.report)
 
     def _skip(self, reason: str, ordinal: int, field: str, problem: str) -> None:
@@ -309,33 +421,43 @@ class _ConceptNetReader:
         return "weight", f"{json.loads(metadata)['weight']} < min_weight {self.min_weight}"
 
     def _read_batch(self, batch: pa.RecordBatch, ordinals: np.ndarray) -> None:
-        relation_column, start_column, end_column = batch.column(0), batch.column(1), batch.column(2)
+        relations, starts, ends = (_Column(batch.column(index)) for index in range(3))
         # An empty line reads as one row of empty columns: it has 1 column, not 5.
-        empty = _mask(pc.equal(relation_column, b"")) & _mask(pc.equal(start_column, b""))
-        empty &= _mask(pc.equal(end_column, b""))
+        empty = (relations.lengths == 0) & (starts.lengths == 0) & (ends.lengths == 0)
         self._skip_rows("wrong column count", empty, batch, ordinals, _explain_empty_line)
         kept = ~empty
-        external = kept & _mask(pc.equal(relation_column, _EXTERNAL_URL))
+        external = kept & relations.matches(_EXTERNAL_URL, whole=True)
         self._skip_rows("ExternalURL", external, batch, ordinals, _explain_external_url)
         kept &= ~external
-        concept = _starts_with_any(start_column, ("/c/",)) & _starts_with_any(end_column, ("/c/",))
+        concept = starts.matches(b"/c/") & ends.matches(b"/c/")
         self._skip_rows("non-concept end", kept & ~concept, batch, ordinals, _explain_non_concept)
         kept &= concept
         if self.language_prefixes is not None:
-            in_languages = _starts_with_any(start_column, self.language_prefixes)
-            in_languages &= _starts_with_any(end_column, self.language_prefixes)
+            in_languages = starts.matches_any(self.encoded_prefixes) & ends.matches_any(self.encoded_prefixes)
             self._skip_rows("language", kept & ~in_languages, batch, ordinals, self._explain_language)
             kept &= in_languages
         if self.selected_relations is not None:
-            selected = _mask(pc.is_in(relation_column, value_set=self.selected_relations))
+            selected = _mask(pc.is_in(batch.column(0), value_set=self.selected_relations))
             self._skip_rows("relation not selected", kept & ~selected, batch, ordinals, _explain_relation)
             kept &= selected
         rows = np.flatnonzero(kept)
         if rows.size:
-            self._add_rows(batch.take(pa.array(rows)), ordinals[rows])
+            self.pending.append((batch.take(pa.array(rows)), ordinals[rows]))
+            self.num_pending += rows.size
+            if self.num_pending >= _CANDIDATE_ROWS:
+                self._validate_pending()
 
-    def _add_rows(self, candidates: pa.RecordBatch, ordinals: np.ndarray) -> None:
-        # Rows that passed the byte-level filters: validate their JSON, then turn them into triplets.
+    def _validate_pending(self) -> None:
+        if self.pending:
+            candidates = pa.Table.from_batches([batch for batch, _ in self.pending]).combine_chunks()
+            ordinals = np.concatenate([ordinals for _, ordinals in self.pending])
+            self.pending, self.num_pending = [], 0
+            self._validate(candidates, ordinals)
+
+    def _validate(self, candidates: pa.Table, ordinals: np.ndarray) -> None:
+        # Rows that passed the byte-level filters: validate their JSON, keys and relation, and keep the valid ones.
+        columns = [column.chunk(0) if column.num_chunks == 1 else column.combine_chunks() for column in candidates]
+        candidates = pa.RecordBatch.from_arrays(columns, names=candidates.column_names)
         weights, json_problems = _parse_weights(candidates.column(3))
         valid = np.ones(candidates.num_rows, dtype=bool)
         for row, problem in json_problems.items():
@@ -348,42 +470,58 @@ class _ConceptNetReader:
             light = valid & (weights < self.min_weight)
             self._skip_rows("weight below min_weight", light, candidates, ordinals, self._explain_min_weight)
             valid &= ~light
-        start_keys = _concept_keys(candidates.column(1), self.collapse_senses)
-        end_keys = _concept_keys(candidates.column(2), self.collapse_senses)
-        bad_uri = valid & np.array([start is None or end is None for start, end in zip(start_keys, end_keys)])
+        start_keys, start_ok = _concept_keys(candidates.column(1), self.collapse_senses)
+        end_keys, end_ok = _concept_keys(candidates.column(2), self.collapse_senses)
+        bad_uri = valid & ~(start_ok & end_ok)
         self._skip_rows("bad concept uri", bad_uri, candidates, ordinals, _explain_bad_uri)
         valid &= ~bad_uri
-        relations = [
-            self._relation_id(uri, int(ordinal))
-            for uri, ordinal in zip(candidates.column(0).to_pylist(), ordinals.tolist())
-        ]
-        valid &= np.array([relation is not None for relation in relations])
-        rows = np.flatnonzero(valid).tolist()
-        self.builder.add_triplets(
-            self._entity_ids([start_keys[row] for row in rows]),
-            [relations[row] for row in rows],
-            self._entity_ids([end_keys[row] for row in rows]),
-        )
+        relations = self._relation_ids(candidates.column(0))
+        bad_relation = valid & (relations < 0)
+        self._skip_rows("bad relation uri", bad_relation, candidates, ordinals, self._explain_bad_relation)
+        valid &= ~bad_relation
+        rows = pa.array(np.flatnonzero(valid))
+        self.start_keys.append(start_keys.take(rows))
+        self.end_keys.append(end_keys.take(rows))
+        self.relations.append(relations[valid])
 
-    def _entity_ids(self, keys: list[str]) -> list[int]:
-        # One C-level dictionary pass for the (mostly known) keys; Python work only for new concepts.
-        entities = self.builder.get_entity_ids(keys)
-        for index in [index for index, entity in enumerate(entities) if entity is None]:
-            key = keys[index]
-            label = key.split("/", 4)[3].replace("_", " ")
-            entities[index] = self.builder.add_entity(key, text=label)
-        return entities
+    def _relation_ids(self, column: pa.Array) -> np.ndarray:
+        """Relation id of each relation URI of `column`; -1 for URIs that are no relation (see `bad_relations`)."""
+        encoded = pc.dictionary_encode(column)
+        ids = np.array([self._relation_id(uri) for uri in encoded.dictionary.to_pylist()], dtype=np.int64)
+        return ids[encoded.indices.to_numpy(zero_copy_only=False)] if ids.size else ids
 
-    def _relation_id(self, uri: bytes, ordinal: int) -> int | None:
+    def _relation_id(self, uri: bytes) -> int:
         relation = self.relation_ids.get(uri)
         if relation is None:
             try:
                 relation = self.builder.add_relation(relation_text(uri.decode("utf-8")))
             except ValueError as error:  # UnicodeDecodeError is a ValueError; so is an empty relation name
-                self._skip("bad relation uri", ordinal, "rel", str(error))
-                return None
+                self.bad_relations[uri] = str(error)
+                return -1
             self.relation_ids[uri] = relation
         return relation
+
+    def _explain_bad_relation(self, relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
+        return "rel", self.bad_relations[relation_uri]
+
+    def _add_triplets(self) -> None:
+        """Turns the kept rows into entities and triplets: the keys of all of them are dictionary-encoded at once
+        (the dictionary lists every concept in order of first appearance), so only each distinct concept reaches
+        the builder, in one bulk call; the triplets go in as three int64 columns."""
+        if not self.relations:
+            return
+        # Start keys then end keys of each validated batch, in file order: entity ids in order of first appearance.
+        keys = pa.chunked_array([key for pair in zip(self.start_keys, self.end_keys) for key in pair], pa.string())
+        self.start_keys, self.end_keys = [], []
+        encoded = pc.dictionary_encode(keys)
+        indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks]
+        concepts = encoded.chunk(encoded.num_chunks - 1).dictionary  # every chunk shares the whole dictionary
+        entities = self.builder.add_text_entities(concepts.to_pylist(), _labels(concepts).to_pylist())
+        heads = entities[np.concatenate(indices[0::2])]
+        tails = entities[np.concatenate(indices[1::2])]
+        relations = np.concatenate(self.relations)
+        self.relations = []
+        self.builder.add_triplets(heads, relations, tails)
 
 
 def load_conceptnet(

@@ -7,27 +7,23 @@ the triplets (image, "image of", caption) and (caption, "caption of", image). Th
 """
 
 import csv
-import functools
-import io
 import json
 import os
 import re
 import tarfile
-import warnings
 from collections.abc import Iterator
 
-from PIL import Image, ImageOps
-
-from ..errors import ImageLoadError, ImageTooLarge, KnowledgeCLIPDataError
+from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
-from .images import DEFAULT_MAX_PIXELS, crop_region, open_image, resolve_under_root, to_rgb
-from .visual_genome import JsonStreamReader
+
+# `open_view_image` lives in `.images`; it is imported here only for evaluation/encoding.py and training/stage0.py,
+# which still import it from this module.
+from .images import TAR_MEMBER_SEPARATOR, open_view_image  # noqa: F401
+from .json_stream import JsonStreamReader
 
 IMAGE_OF = "image of"
 CAPTION_OF = "caption of"
 FORMATS = ("coco", "imagefolder", "webdataset")
-# An image stored inside a tar shard is named `<shard path relative to the graph root>#<member name>`.
-TAR_MEMBER_SEPARATOR = "#"
 METADATA_FILE_NAMES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 WEBDATASET_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 WEBDATASET_CAPTION_EXTENSIONS = ("txt", "text", "json")
@@ -56,82 +52,6 @@ def expand_braces(pattern: str) -> list[str]:
         options = match.group(1).split(",")
     prefix, suffix = pattern[: match.start()], pattern[match.end() :]
     return [expanded for option in options for expanded in expand_braces(prefix + option + suffix)]
-
-
-def split_tar_member(path: str) -> tuple[str, str] | None:
-    """Split an image path of the form `<shard>.tar#<member>` into `(shard, member)`; None for a plain file path."""
-    shard, separator, member = path.partition(TAR_MEMBER_SEPARATOR)
-    if separator and shard.endswith(".tar") and member:
-        return shard, member
-    return None
-
-
-@functools.lru_cache(maxsize=64)
-def _tar_member_offsets(tar_path: str, modified_ns: int) -> dict[str, tuple[int, int]]:
-    """Member name -> (byte offset of its data, size) of an uncompressed tar, read once per process and shard
-    version (`modified_ns`, the file's modification time, keys the cache so that a rewritten shard is re-read)."""
-    with tarfile.open(tar_path, mode="r:") as archive:
-        return {member.name: (member.offset_data, member.size) for member in archive if member.isfile()}
-
-
-def _decode_image_bytes(data: bytes, name: str, max_pixels: int | None) -> Image.Image:
-    # Same guards and mode conversion as `images.open_image`, for images held in memory.
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if max_pixels is not None and image.width * image.height > max_pixels:
-                    raise ImageTooLarge(name, image.size, max_pixels)
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image)).copy()
-    except ImageLoadError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError, Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"cannot read image: {error}", file=name) from None
-
-
-def open_view_image(
-    root: str | os.PathLike, view: EntityView, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Image.Image:
-    """
-    Open the pixels an IMAGE or REGION view shows, as an 8-bit RGB image (a REGION view is cropped to its box).
-
-    Besides plain files, this opens the `<shard>.tar#<member>` paths that [`load_image_text_pairs`] gives images
-    stored in WebDataset shards: the member is read at its byte offset (each shard is indexed once per process).
-
-    Args:
-        root (`str` or `os.PathLike`):
-            The graph's root (`graph.root`); the path may not leave it.
-        view (`EntityView`):
-            An IMAGE or REGION view.
-        max_pixels (`int`, *optional*, defaults to `images.DEFAULT_MAX_PIXELS`):
-            Largest accepted `width * height` (decompression-bomb guard); None disables the check.
-
-    Returns:
-        `PIL.Image.Image`: the image, or the region crop.
-
-    Raises:
-        UnsafePathError: If the path leaves `root`.
-        ImageTooLarge: If the image has more than `max_pixels` pixels.
-        ImageLoadError: If the file or the tar member is missing, corrupt or truncated.
-    """
-    if view.kind not in (ViewKind.IMAGE, ViewKind.REGION) or view.path is None:
-        raise ValueError(f"expected an IMAGE or REGION view with a path, got {view!r}")
-    tar_member = split_tar_member(view.path)
-    if tar_member is None:
-        image = open_image(view.path, root, max_pixels=max_pixels)
-    else:
-        shard, member = tar_member
-        shard_path = str(resolve_under_root(shard, root))
-        try:
-            offset, size = _tar_member_offsets(shard_path, os.stat(shard_path).st_mtime_ns)[member]
-            with open(shard_path, "rb") as file:
-                file.seek(offset)
-                data = file.read(size)
-        except (OSError, KeyError, tarfile.TarError) as error:
-            raise ImageLoadError(f"cannot read tar member: {error!r}", file=view.path) from None
-        image = _decode_image_bytes(data, view.path, max_pixels)
-    return crop_region(image, view.box) if view.kind == ViewKind.REGION else image
 
 
 def _normalize_caption(caption: object) -> str:

@@ -8,23 +8,37 @@ header declares more pixels than a per-call limit (decompression bombs), turns e
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
+import tarfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
-import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageOps
 
 from ..errors import ImageLoadError, ImageTooLarge, UnsafePathError
+from ..graph import EntityView, ViewKind
+from ..image_conversion import to_rgb
 
-__all__ = ["DEFAULT_MAX_PIXELS", "crop_region", "open_image", "resolve_under_root", "to_rgb"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "TAR_MEMBER_SEPARATOR",
+    "crop_region",
+    "open_image",
+    "open_view_image",
+    "resolve_under_root",
+    "split_tar_member",
+    "to_rgb",
+]
 
 # 178 megapixels: twice Pillow's default warning threshold, i.e. the size at which Pillow itself refuses an image.
 # Large enough for any photo dataset (Visual Genome images are at most a few megapixels).
 DEFAULT_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
-
-_WHITE = (255, 255, 255)
+# An image stored inside a tar shard (WebDataset) is named `<shard path relative to the graph root>#<member name>`.
+TAR_MEMBER_SEPARATOR = "#"
 
 
 def resolve_under_root(path: str | os.PathLike, root: str | os.PathLike) -> Path:
@@ -49,86 +63,19 @@ def resolve_under_root(path: str | os.PathLike, root: str | os.PathLike) -> Path
     return resolved
 
 
-def _composite_on_white(image: Image.Image) -> Image.Image:
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, _WHITE + (255,))
-    return Image.alpha_composite(background, rgba).convert("RGB")
-
-
-def _gray_array_to_rgb(values: np.ndarray) -> Image.Image:
-    return Image.fromarray(values.astype(np.uint8), mode="L").convert("RGB")
-
-
-def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    # Linear map of [low, high] onto [0, 255], rounded; a constant image maps to black.
-    span = high - low
-    if span <= 0:
-        return np.zeros(values.shape, dtype=np.uint8)
-    scaled = (values.astype(np.float64) - low) * (255.0 / span)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Converts a Pillow image of any mode to 8-bit RGB.
-
-    Rules:
-        - transparency (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent colour, ...) is composited on white;
-        - 16-bit grayscale (``I;16``, ``I;16B``, ``I;16L``, ...) is scaled by 255/65535 (not clipped at 255);
-        - ``I`` (32-bit integer) is read as 16-bit data when all values lie in [0, 65535] (how Pillow stores
-          16-bit PNG/TIFF data), otherwise rescaled linearly from its own [min, max];
-        - ``F`` (float) is scaled by 255 when all values lie in [0, 1], otherwise rescaled from its [min, max];
-          NaN becomes black;
-        - ``LAB`` goes through a colorimetric LAB -> sRGB transform; other modes (``CMYK``, ``YCbCr``, ``HSV``,
-          ``1``, ``L``, ``RGBX``) use Pillow's conversion.
-
-    Args:
-        image (`PIL.Image.Image`): The image to convert.
-
-    Returns:
-        `PIL.Image.Image`: A new RGB image (or `image` itself when it is already RGB).
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode == "La":
-        # Pillow cannot convert premultiplied LA. Over white, premultiplied gray g and alpha a give g + 255 - a.
-        premultiplied = np.asarray(image).astype(np.int32)
-        return _gray_array_to_rgb(np.clip(premultiplied[..., 0] + 255 - premultiplied[..., 1], 0, 255))
-    if mode in ("RGBA", "LA", "PA", "RGBa") or (mode == "P" and "transparency" in image.info):
-        return _composite_on_white(image)
-    if mode.startswith("I;16"):
-        values = np.asarray(image).astype(np.uint32)
-        return _gray_array_to_rgb((values * 255 + 32767) // 65535)
-    if mode == "I":
-        values = np.asarray(image)
-        if values.size and values.min() >= 0 and values.max() <= 65535:
-            return _gray_array_to_rgb((values.astype(np.uint64) * 255 + 32767) // 65535)
-        return _gray_array_to_rgb(_scale_to_uint8(values, float(values.min()), float(values.max())))
-    if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-        if low >= 0.0 and high <= 1.0:
-            low, high = 0.0, 1.0
-        return _gray_array_to_rgb(_scale_to_uint8(values, low, high))
-    if mode == "LAB":
-        transform = ImageCms.buildTransform(
-            ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"
-        )
-        return ImageCms.applyTransform(image, transform)
-    return image.convert("RGB")
-
-
 def open_image(
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     root: str | os.PathLike | None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     exif_transpose: bool = True,
+    name: str | None = None,
 ) -> Image.Image:
     """Opens an image file as a fully loaded 8-bit RGB image.
 
     Args:
-        path (`str` or `os.PathLike`): The image path, relative to `root` (an absolute path is accepted only when
-            it lies inside `root`).
+        path (`str`, `os.PathLike` or a binary file object): The image path, relative to `root` (an absolute path
+            is accepted only when it lies inside `root`), or an open binary file (e.g. `io.BytesIO` of bytes read
+            from an archive); `root` is then not used.
         root (`str` or `os.PathLike`, *optional*): The directory `path` must stay in. `None` disables the check
             (only for paths a user typed, never for paths read from a data file).
         max_pixels (`int`, *optional*, defaults to `DEFAULT_MAX_PIXELS`): Largest accepted ``width * height``, read
@@ -136,6 +83,7 @@ def open_image(
             then still applies).
         exif_transpose (`bool`, *optional*, defaults to `True`): Apply the EXIF orientation tag, as
             `transformers.image_utils.load_image` does.
+        name (`str`, *optional*): What errors call the image; defaults to `path` (or the file object's ``name``).
 
     Returns:
         `PIL.Image.Image`: An RGB image, detached from the file (the file is closed).
@@ -145,14 +93,20 @@ def open_image(
         ImageTooLarge: If the image has more than `max_pixels` pixels.
         ImageLoadError: If the file is missing, not an image, corrupt or truncated.
     """
-    file_path = resolve_under_root(path, root) if root is not None else Path(path)
+    is_file_object = hasattr(path, "read")
+    if name is None:
+        name = getattr(path, "name", "<image bytes>") if is_file_object else path
+    if is_file_object:
+        source = path
+    else:
+        source = resolve_under_root(path, root) if root is not None else Path(path)
     try:
         with warnings.catch_warnings():
             # The size is checked below against the caller's limit; Pillow's global warning is noise here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(file_path) as image:
+            with Image.open(source) as image:
                 if max_pixels is not None and image.width * image.height > max_pixels:
-                    raise ImageTooLarge(path, image.size, max_pixels)
+                    raise ImageTooLarge(name, image.size, max_pixels)
                 image.load()
                 if exif_transpose:
                     image = ImageOps.exif_transpose(image)
@@ -163,12 +117,72 @@ def open_image(
         raise
     except Image.DecompressionBombError as error:
         # Only reached when `max_pixels` is above Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS).
-        raise ImageLoadError(f"refused by Pillow's global size limit: {error}", file=path) from None
+        raise ImageLoadError(f"refused by Pillow's global size limit: {error}", file=name) from None
     except FileNotFoundError:
-        raise ImageLoadError("file not found", file=path) from None
+        raise ImageLoadError("file not found", file=name) from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError) as error:
         # Pillow reports corrupt and truncated files through all of these (UnidentifiedImageError is an OSError).
-        raise ImageLoadError(f"cannot read image: {error}", file=path) from None
+        raise ImageLoadError(f"cannot read image: {error}", file=name) from None
+
+
+def split_tar_member(path: str) -> tuple[str, str] | None:
+    """Split an image path of the form `<shard>.tar#<member>` into `(shard, member)`; None for a plain file path."""
+    shard, separator, member = path.partition(TAR_MEMBER_SEPARATOR)
+    if separator and shard.endswith(".tar") and member:
+        return shard, member
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _tar_member_offsets(tar_path: str, modified_ns: int) -> dict[str, tuple[int, int]]:
+    """Member name -> (byte offset of its data, size) of an uncompressed tar, read once per process and shard
+    version (`modified_ns`, the file's modification time, keys the cache so that a rewritten shard is re-read)."""
+    with tarfile.open(tar_path, mode="r:") as archive:
+        return {member.name: (member.offset_data, member.size) for member in archive if member.isfile()}
+
+
+def open_view_image(
+    root: str | os.PathLike, view: EntityView, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """
+    Open the pixels an IMAGE or REGION view shows, as an 8-bit RGB image (a REGION view is cropped to its box).
+
+    Besides plain files, this opens the `<shard>.tar#<member>` paths that `load_image_text_pairs` gives images
+    stored in WebDataset shards: the member is read at its byte offset (each shard is indexed once per process).
+
+    Args:
+        root (`str` or `os.PathLike`):
+            The graph's root (`graph.root`); the path may not leave it.
+        view (`EntityView`):
+            An IMAGE or REGION view.
+        max_pixels (`int`, *optional*, defaults to `DEFAULT_MAX_PIXELS`):
+            Largest accepted `width * height` (decompression-bomb guard); None disables the check.
+
+    Returns:
+        `PIL.Image.Image`: the image, or the region crop.
+
+    Raises:
+        UnsafePathError: If the path leaves `root`.
+        ImageTooLarge: If the image has more than `max_pixels` pixels.
+        ImageLoadError: If the file or the tar member is missing, corrupt or truncated.
+    """
+    if view.kind not in (ViewKind.IMAGE, ViewKind.REGION) or view.path is None:
+        raise ValueError(f"expected an IMAGE or REGION view with a path, got {view!r}")
+    tar_member = split_tar_member(view.path)
+    if tar_member is None:
+        image = open_image(view.path, root, max_pixels=max_pixels)
+    else:
+        shard, member = tar_member
+        shard_path = str(resolve_under_root(shard, root))
+        try:
+            offset, size = _tar_member_offsets(shard_path, os.stat(shard_path).st_mtime_ns)[member]
+            with open(shard_path, "rb") as file:
+                file.seek(offset)
+                data = file.read(size)
+        except (OSError, KeyError, tarfile.TarError) as error:
+            raise ImageLoadError(f"cannot read tar member: {error!r}", file=view.path) from None
+        image = open_image(io.BytesIO(data), None, max_pixels=max_pixels, name=view.path)
+    return crop_region(image, view.box) if view.kind == ViewKind.REGION else image
 
 
 def crop_region(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:

@@ -1,252 +1,18 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
-"""Visual Genome loader, and the streaming JSON reader shared by the JSON-based loaders.
+"""Visual Genome loader.
 
 Visual Genome (Krishna et al., 2017) annotates object regions of 108k images and the relationships between them.
 Knowledge-CLIP (Pan et al., 2022) uses it as a knowledge graph whose entities are cropped object regions and whose
 relations are the predicates (`"man" riding "horse"`). The formats read here are described in `docs/data.md`.
 """
 
-import json
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
-
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_NUMBER_CHARS = re.compile(r"[0-9.eE+-]*")
-_JSON_KIND_BY_FIRST_CHAR = {"[": "a list", "{": "an object", '"': "a string", "t": "a boolean", "f": "a boolean"}
-# A syntax error this close to the end of the buffered text may be a value cut by the chunk boundary (`tru`, `-`, `\u0`).
-_TRUNCATION_MARGIN = 8
-
-
-def _json_kind(first_char: str) -> str:
-    if first_char == "n":
-        return "null"
-    return _JSON_KIND_BY_FIRST_CHAR.get(first_char, "a number")
-
-
-class JsonStreamReader:
-    """
-    Pull parser that reads one JSON document a container element at a time, so that a file much larger than memory
-    (Visual Genome's `relationships.json` is about 700 MB on one line) is decoded with bounded memory.
-
-    The reader holds one read chunk plus the element being decoded. Elements are decoded with the standard library's C
-    scanner (`json.JSONDecoder.raw_decode`); when an element is cut by the end of the buffered text, the reader reads
-    more (doubling the read size, so a large element costs linear time) and decodes it again.
-
-    Example:
-
-    ```python
-    with JsonStreamReader("relationships.json") as reader:
-        for record in reader.iter_list():  # the top-level list, one image entry at a time
-            ...
-    with JsonStreamReader("captions_train2017.json") as reader:
-        for key in reader.iter_object():  # the top-level object, one key at a time
-            if key == "annotations":
-                for annotation in reader.iter_list(field="annotations"):
-                    ...
-            # a value the caller does not read is skipped
-    ```
-
-    Every syntax error, an empty file, and a container of the wrong type raise [`KnowledgeCLIPDataError`] naming the
-    file, the line and the character offset.
-
-    Args:
-        path (`str` or `os.PathLike`):
-            The JSON file, UTF-8 encoded.
-        chunk_size (`int`, *optional*, defaults to 1 MiB):
-            Number of characters read at a time.
-    """
-
-    def __init__(self, path: str | os.PathLike, chunk_size: int = 1 << 20):
-        self.path = os.fspath(path)
-        self._file = open(self.path, encoding="utf-8")
-        self._chunk_size = chunk_size
-        self._decoder = json.JSONDecoder()
-        self._buffer = ""
-        self._pos = 0
-        self._eof = False
-        self._dropped_chars = 0
-        self._dropped_lines = 0
-        # Newlines are counted incrementally: `_lines_to_mark` newlines lie before buffer index `_line_mark`.
-        self._line_mark = 0
-        self._lines_to_mark = 0
-        self._started = False
-
-    def __enter__(self) -> "JsonStreamReader":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def line_number(self, pos: int | None = None) -> int:
-        """1-based line of buffer index `pos` (the current position by default)."""
-        pos = self._pos if pos is None else pos
-        if pos < self._line_mark:
-            return self._dropped_lines + self._buffer.count("\n", 0, pos) + 1
-        self._lines_to_mark += self._buffer.count("\n", self._line_mark, pos)
-        self._line_mark = pos
-        return self._dropped_lines + self._lines_to_mark + 1
-
-    def error(self, message: str, field: str | None = None, pos: int | None = None) -> KnowledgeCLIPDataError:
-        """A [`KnowledgeCLIPDataError`] for this file at buffer index `pos` (the current position by default)."""
-        pos = self._pos if pos is None else pos
-        return KnowledgeCLIPDataError(
-            f"{message} (character {self._dropped_chars + pos})",
-            file=self.path,
-            line=self.line_number(pos),
-            field=field,
-        )
-
-    def _read(self, size: int) -> bool:
-        """Append up to `size` characters to the buffer; False at the end of the file."""
-        if self._eof:
-            return False
-        try:
-            text = self._file.read(size)
-        except UnicodeDecodeError as error:
-            raise self.error(f"not UTF-8 text ({error.reason})", pos=len(self._buffer)) from None
-        if not text:
-            self._eof = True
-            return False
-        self._buffer += text
-        return True
-
-    def _compact(self) -> None:
-        """Drop the text before the current position once it exceeds one chunk."""
-        if self._pos > self._chunk_size:
-            self._dropped_lines = self.line_number(self._pos) - 1
-            self._line_mark = self._lines_to_mark = 0
-            self._dropped_chars += self._pos
-            self._buffer = self._buffer[self._pos :]
-            self._pos = 0
-
-    def _peek(self) -> str:
-        """Skip whitespace and return the next character, or `""` at the end of the file."""
-        while True:
-            self._pos = _WHITESPACE.match(self._buffer, self._pos).end()
-            if self._pos < len(self._buffer):
-                return self._buffer[self._pos]
-            self._compact()
-            if not self._read(self._chunk_size):
-                return ""
-
-    def _start(self, expected: str) -> None:
-        if self._started:
-            return
-        self._started = True
-        first = self._peek()
-        if not first:
-            raise self.error(f"empty file: expected {_json_kind(expected)}")
-        if first != expected:
-            raise self.error(f"the top level is {_json_kind(first)}, expected {_json_kind(expected)}")
-
-    def _expect_container(self, opening: str, field: str | None) -> None:
-        char = self._peek()
-        if not char:
-            raise self.error("unexpected end of file", field=field)
-        if char != opening:
-            raise self.error(f"found {_json_kind(char)}, expected {_json_kind(opening)}", field=field)
-        self._pos += 1
-
-    def _separator(self, closing: str, field: str | None) -> bool:
-        """Consume `,` (True) or the closing bracket (False) after an element."""
-        char = self._peek()
-        if char == ",":
-            self._pos += 1
-            return True
-        if char == closing:
-            self._pos += 1
-            return False
-        if not char:
-            raise self.error("unexpected end of file", field=field)
-        raise self.error(f"expected ',' or '{closing}', found {char!r}", field=field)
-
-    def read_value(self, field: str | None = None) -> Any:
-        """Decode the value at the current position (any JSON type) and move past it."""
-        if not self._peek():
-            raise self.error("unexpected end of file", field=field)
-        read_size = self._chunk_size
-        while True:
-            try:
-                value, end = self._decoder.raw_decode(self._buffer, self._pos)
-            except json.JSONDecodeError as error:
-                maybe_truncated = error.msg.startswith("Unterminated string") or (
-                    len(self._buffer) - error.pos <= _TRUNCATION_MARGIN
-                )
-                if maybe_truncated and self._read(read_size):
-                    read_size *= 2
-                    continue
-                raise self.error(f"invalid JSON: {error.msg}", field=field, pos=error.pos) from None
-            # A number that reaches the end of the buffered text (`12`, or `12.` decoded as 12) may continue.
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if is_number and _NUMBER_CHARS.fullmatch(self._buffer, end) and self._read(read_size):
-                continue
-            self._pos = end
-            return value
-
-    def iter_list(self, field: str | None = None) -> Iterator[Any]:
-        """
-        Yield the elements of the list at the current position (the top level on first use), decoded one at a time.
-
-        Args:
-            field (`str`, *optional*):
-                Name of the list, for error messages.
-        """
-        self._start("[")
-        self._expect_container("[", field)
-        if self._peek() == "]":
-            self._pos += 1
-            return
-        while True:
-            yield self.read_value(field)
-            self._compact()
-            if not self._separator("]", field):
-                return
-
-    def iter_object(self, field: str | None = None) -> Iterator[str]:
-        """
-        Yield the keys of the object at the current position (the top level on first use). After each key the caller
-        reads its value with [`~JsonStreamReader.read_value`], `iter_list` or `iter_object`; a value left unread is
-        skipped.
-
-        Args:
-            field (`str`, *optional*):
-                Name of the object, for error messages.
-        """
-        self._start("{")
-        self._expect_container("{", field)
-        if self._peek() == "}":
-            self._pos += 1
-            return
-        while True:
-            if self._peek() != '"':
-                raise self.error("expected an object key (a string)", field=field)
-            key = self.read_value(field)
-            if self._peek() != ":":
-                raise self.error("expected ':' after an object key", field=key)
-            self._pos += 1
-            self._peek()
-            value_start = self._dropped_chars + self._pos
-            yield key
-            if self._dropped_chars + self._pos == value_start:
-                self.read_value(key)
-            self._compact()
-            if not self._separator("}", field):
-                return
-
-    def finish(self) -> None:
-        """Check that only whitespace follows the top-level value."""
-        char = self._peek()
-        if char:
-            raise self.error(f"unexpected content {char!r} after the top-level value")
-
+from .json_stream import iter_list_records
 
 VISUAL_GENOME_VERSIONS = ("1.0", "1.2", "1.4")
 IMAGE_FOLDERS = ("VG_100K", "VG_100K_2")
@@ -303,27 +69,23 @@ class _VisualGenomeReader:
         for folder in IMAGE_FOLDERS:
             folder_path = os.path.join(self.root, folder)
             listings[folder] = set(os.listdir(folder_path)) if os.path.isdir(folder_path) else set()
-        file_label = os.path.basename(path)
-        with JsonStreamReader(path) as reader:
-            for index, record in enumerate(reader.iter_list()):
-                where = f"{file_label}:{reader.line_number()}: record {index}"
-                if not isinstance(record, dict):
-                    self.report.skip("invalid image record", f"{where}: not an object")
-                    continue
-                image_id = record.get("image_id", record.get("id"))
-                width, height = record.get("width"), record.get("height")
-                if not isinstance(image_id, int) or not all(isinstance(v, int) and v > 0 for v in (width, height)):
-                    self.report.skip("invalid image record", f"{where}: field image_id/id, width or height")
-                    continue
-                file_name = f"{image_id}.jpg"
-                url_folder = _URL_IMAGE_FOLDER.search(str(record.get("url", "")))
-                preferred = [url_folder.group(1)] if url_folder else []
-                folder = next((f for f in (*preferred, *IMAGE_FOLDERS) if file_name in listings[f]), None)
-                if folder is None:
-                    self.report.skip("missing image", f"{where}: no {file_name} in {' or '.join(IMAGE_FOLDERS)}")
-                    continue
-                self.images[image_id] = (f"{folder}/{file_name}", width, height)
-            reader.finish()
+        for where, record in iter_list_records(path, os.path.basename(path)):
+            if not isinstance(record, dict):
+                self.report.skip("invalid image record", f"{where}: not an object")
+                continue
+            image_id = record.get("image_id", record.get("id"))
+            width, height = record.get("width"), record.get("height")
+            if not isinstance(image_id, int) or not all(isinstance(v, int) and v > 0 for v in (width, height)):
+                self.report.skip("invalid image record", f"{where}: field image_id/id, width or height")
+                continue
+            file_name = f"{image_id}.jpg"
+            url_folder = _URL_IMAGE_FOLDER.search(str(record.get("url", "")))
+            preferred = [url_folder.group(1)] if url_folder else []
+            folder = next((f for f in (*preferred, *IMAGE_FOLDERS) if file_name in listings[f]), None)
+            if folder is None:
+                self.report.skip("missing image", f"{where}: no {file_name} in {' or '.join(IMAGE_FOLDERS)}")
+                continue
+            self.images[image_id] = (f"{folder}/{file_name}", width, height)
 
     def object_region(self, obj: Any, image: tuple[str, int, int]) -> tuple[int, tuple[float, ...]] | str:
         """The `(object id, clipped box)` of an embedded object record, or the reason it is unusable."""
@@ -349,24 +111,25 @@ class _VisualGenomeReader:
         return entity
 
     def read_relationships(self, path: str) -> None:
-        file_label = os.path.basename(path)
-        with JsonStreamReader(path) as reader:
-            for index, entry in enumerate(reader.iter_list()):
-                where = f"{file_label}:{reader.line_number()}: record {index}"
-                relationships = entry.get("relationships") if isinstance(entry, dict) else None
-                if not isinstance(relationships, list):
-                    self.report.skip("invalid image entry", f"{where}: field relationships")
-                    continue
-                self.report.records_read += len(relationships)
-                image_id = entry.get("image_id", entry.get("id"))
-                image = self.images.get(image_id)
-                if image is None:
-                    if relationships:
-                        where = f"{where}: image {image_id}"
-                        self.report.skip("relationship in a skipped image", where, count=len(relationships))
-                    continue
-                self._read_image_relationships(image, relationships, f"{where} (image {image_id})")
-            reader.finish()
+        for where, image_id, relationships in self._image_entries(path, "relationships"):
+            self.report.records_read += len(relationships)
+            image = self.images.get(image_id)
+            if image is None:
+                if relationships:
+                    where = f"{where}: image {image_id}"
+                    self.report.skip("relationship in a skipped image", where, count=len(relationships))
+                continue
+            self._read_image_relationships(image, relationships, f"{where} (image {image_id})")
+
+    def _image_entries(self, path: str, field: str) -> Iterator[tuple[str, Any, list]]:
+        """Yields ``(where, image id, entry[field])`` for the per-image entries of `path`; skips (and counts) the
+        entries that are not objects with a list under `field`."""
+        for where, entry in iter_list_records(path, os.path.basename(path)):
+            values = entry.get(field) if isinstance(entry, dict) else None
+            if not isinstance(values, list):
+                self.report.skip("invalid image entry", f"{where}: field {field}")
+                continue
+            yield where, entry.get("image_id", entry.get("id")), values
 
     def _read_image_relationships(self, image: tuple[str, int, int], relationships: list, where: str) -> None:
         # v1.4 merged duplicate objects: a relationship may still name an absorbed id, possibly before the merged
@@ -404,19 +167,10 @@ class _VisualGenomeReader:
             self.builder.add_triplet(head, predicate, self.object_entity(object_id, image, object_box))
 
     def read_attributes(self, path: str) -> None:
-        file_label = os.path.basename(path)
-        with JsonStreamReader(path) as reader:
-            for index, entry in enumerate(reader.iter_list()):
-                where = f"{file_label}:{reader.line_number()}: record {index}"
-                objects = entry.get("attributes") if isinstance(entry, dict) else None
-                if not isinstance(objects, list):
-                    self.report.skip("invalid image entry", f"{where}: field attributes")
-                    continue
-                image_id = entry.get("image_id", entry.get("id"))
-                image = self.images.get(image_id)
-                for obj in objects:
-                    self._read_object_attributes(obj, image, f"{where} (image {image_id})")
-            reader.finish()
+        for where, image_id, objects in self._image_entries(path, "attributes"):
+            image = self.images.get(image_id)
+            for obj in objects:
+                self._read_object_attributes(obj, image, f"{where} (image {image_id})")
 
     def _read_object_attributes(self, obj: Any, image: tuple[str, int, int] | None, where: str) -> None:
         # Many objects carry no "attributes" key at all: that is normal and not a skip.

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
 from .conceptnet import relation_text as conceptnet_relation_text
-from .visual_genome import JsonStreamReader
+from .json_stream import JsonStreamReader, iter_object_members
 
 _IMAGE_ID = re.compile(r"[0-9a-f]{40}")
 _WORD_SEPARATORS = re.compile(r"[-_\s]+")
@@ -105,44 +105,34 @@ class _VisualSemReader:
         return EntityView(ViewKind.IMAGE, path=f"images/{folder}/{file_name}")
 
     def read_nodes(self, path: str) -> None:
-        file_label = os.path.basename(path)
-        with JsonStreamReader(path) as reader:
-            for node_id in reader.iter_object():
-                node = reader.read_value(node_id)
-                where = f"{file_label}:{reader.line_number()}: {node_id}"
-                if not isinstance(node, dict):
-                    self.report.skip("invalid node", f"{where}: not an object")
-                    self.skipped_nodes.add(node_id)
-                    continue
-                texts = [node_lemma(node)]
-                # v1 nodes carry their (English) glosses in `gl`; v2 ships them in the gloss file.
-                texts += node.get("gl") if isinstance(node.get("gl"), list) else []
-                texts = [" ".join(text.split()) for text in texts if isinstance(text, str)]
-                texts += self.glosses.pop(node_id, [])
-                views = [EntityView(ViewKind.TEXT, text=text) for text in texts if text]
-                images = node.get("ims") if isinstance(node.get("ims"), list) else []
-                views += [view for image_id in images if (view := self.image_view(image_id, where))]
-                if not views:
-                    self.report.skip("node without views", f"{where}: no lemma, gloss or image")
-                    self.skipped_nodes.add(node_id)
-                    continue
-                self.builder.add_entity(node_id, views)
-            reader.finish()
+        for where, node_id, node in iter_object_members(path, os.path.basename(path)):
+            if not isinstance(node, dict):
+                self.report.skip("invalid node", f"{where}: not an object")
+                self.skipped_nodes.add(node_id)
+                continue
+            texts = [node_lemma(node)]
+            # v1 nodes carry their (English) glosses in `gl`; v2 ships them in the gloss file.
+            texts += node.get("gl") if isinstance(node.get("gl"), list) else []
+            texts = [" ".join(text.split()) for text in texts if isinstance(text, str)]
+            texts += self.glosses.pop(node_id, [])
+            views = [EntityView(ViewKind.TEXT, text=text) for text in texts if text]
+            images = node.get("ims") if isinstance(node.get("ims"), list) else []
+            views += [view for image_id in images if (view := self.image_view(image_id, where))]
+            if not views:
+                self.report.skip("node without views", f"{where}: no lemma, gloss or image")
+                self.skipped_nodes.add(node_id)
+                continue
+            self.builder.add_entity(node_id, views)
 
     def read_tuples(self, path: str) -> None:
-        file_label = os.path.basename(path)
-        with JsonStreamReader(path) as reader:
-            for tail_id in reader.iter_object():
-                edges = reader.read_value(tail_id)
-                where = f"{file_label}:{reader.line_number()}: {tail_id}"
-                if not isinstance(edges, list):
-                    self.report.records_read += 1
-                    self.report.skip("invalid tuple record", f"{where}: not a list")
-                    continue
-                for edge in edges:
-                    self.report.records_read += 1
-                    self._add_edge(edge, tail_id, where)
-            reader.finish()
+        for where, tail_id, edges in iter_object_members(path, os.path.basename(path)):
+            if not isinstance(edges, list):
+                self.report.records_read += 1
+                self.report.skip("invalid tuple record", f"{where}: not a list")
+                continue
+            for edge in edges:
+                self.report.records_read += 1
+                self._add_edge(edge, tail_id, where)
 
     def _node_problem(self, node_id: str) -> str | None:
         if self.builder.get_entity_id(node_id) is not None:
