@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import RELATIONS, tiny_config, tiny_processor, tiny_tokenizer
+from tiny import RELATIONS, tiny_config
 
 from knowledge_clip import KnowledgeCLIPModel
 from knowledge_clip.data.collator import KnowledgeCLIPCollator, KnowledgeTripletDataset
@@ -75,16 +75,6 @@ def build_animals_graph():
     ]:
         builder.add_triplet(entities[head], relation, entities[tail])
     return builder.build()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def processor(tokenizer):
-    return tiny_processor(tokenizer)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ literal implementations, and the "unavailable" answer of a plain CLIP for the kn
 import numpy as np
 import pytest
 import torch
-from tiny import RELATIONS, solid_image, tiny_config, tiny_processor, tiny_tokenizer
+from tiny import RELATIONS, solid_image, tiny_config
 
 from knowledge_clip import KnowledgeCLIPModel
 from knowledge_clip.evaluation import (
@@ -21,16 +21,6 @@ from knowledge_clip.evaluation import (
 )
 from knowledge_clip.graph import EntityView, KnowledgeGraphBuilder, ViewKind
 from knowledge_clip.reasoning import KnowledgeReasoner
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def processor(tokenizer):
-    return tiny_processor(tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 import torch
-from tiny import solid_image, tiny_config, tiny_processor, tiny_tokenizer
+from tiny import solid_image, tiny_config
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -25,16 +25,6 @@ from knowledge_clip.modeling_knowledge_clip import KnowledgeFusionLayer
 
 # A prelude that makes `import knowledge_clip` fail, for processes that must work from the saved files alone.
 WITHOUT_PACKAGE = "import sys; sys.modules['knowledge_clip'] = None\n"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return tiny_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def processor(tokenizer):
-    return tiny_processor(tokenizer)
 
 
 @pytest.fixture()

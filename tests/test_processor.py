@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import IMAGE_SIZE, solid_image, tiny_processor
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny_processor()
+from tiny import IMAGE_SIZE, solid_image
 
 
 def test_clip_call_is_clip_processor(processor):

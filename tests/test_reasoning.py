@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny import RELATIONS, solid_image, tiny_config, tiny_processor, tiny_tokenizer
+from tiny import RELATIONS, solid_image, tiny_config
 from transformers import pipeline
 
 from knowledge_clip import KnowledgeCLIPModel
@@ -17,11 +17,6 @@ from knowledge_clip.reasoning import KnowledgeReasoner
 
 RED = solid_image((220, 30, 30))
 CANDIDATES = ["shape", "colour", RED, "animal", "dog"]
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny_processor(tiny_tokenizer())
 
 
 @pytest.fixture(scope="module")
