@@ -1,0 +1,36 @@
+"""Section 3: compute efficiency. FLOPs of one training step (forward + backward, counted by
+`torch.utils.flop_counter.FlopCounterMode`) divided by its median time, against this machine's large-matmul rate
+measured in the same run."""
+
+from __future__ import annotations
+
+import torch
+from common import matmul_flops_per_second, median_seconds
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def step_flops(setup) -> int:
+    """FLOPs of the forward and backward pass of `setup`'s training step (the optimizer's are not counted)."""
+    setup.optimizer.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as counter:
+        output = setup.model(**setup.batch, return_loss=True, teacher_model=setup.teacher)
+        output.loss.backward()
+    setup.optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def run(setup, reps: int, warmup: int, matmul_size: int, step_s: float | None = None) -> dict:
+    """Achieved FLOP/s of the step as a fraction of large-matmul FLOP/s (aim >= 0.35 on CPU)."""
+    flops = step_flops(setup)
+    if step_s is None:
+        step_s = median_seconds(setup.step, reps, warmup)["median_s"]
+    matmul = matmul_flops_per_second(matmul_size, reps, warmup)
+    achieved = flops / step_s
+    return {
+        "step_flops": flops,
+        "step_s": step_s,
+        "achieved_flops_per_s": achieved,
+        "matmul": matmul,
+        "fraction_of_matmul": achieved / matmul["flops_per_s"],
+        "threads": torch.get_num_threads(),
+    }
