@@ -16,7 +16,6 @@ import itertools
 import json
 import resource
 import tempfile
-import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -71,8 +70,6 @@ def _reset_peak_rss() -> bool:
 
 def _worker(rank: int, spec: dict, directory: str) -> None:
     torch.set_num_threads(1)  # two processes share the cores
-    # torch deprecates `torch.distributed.nn.functional.all_gather` (used by FeatureGather): one warning per call.
-    warnings.filterwarnings("ignore", category=FutureWarning)
     dist.init_process_group("gloo", init_method=f"file://{directory}/init", rank=rank, world_size=WORLD_SIZE)
     world = make_world(Path(spec["root"]), ModelSize(**spec["size"]), spec["num_entities"], spec["num_neighbors"])
     batch = world.batch(spec["batch_size"], seed=rank)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.distributed._functional_collectives import all_gather_single
 
 __all__ = [
     "FeatureGather",
@@ -30,10 +31,11 @@ class FeatureGather:
     Concatenates a tensor's rows from every process of a `torch.distributed` group, keeping the gradient.
 
     Processes may hold different numbers of rows (e.g. the unique entities of a batch): rows are padded to the largest
-    count for the collective and cut back afterwards. The backward pass of
-    `torch.distributed.nn.functional.all_gather` sums the gradients every process computes for a row into the process
-    that owns it; DDP's averaging then yields the gradient of the global-batch loss (see the module docstring).
-    `accelerator.gather` would not do: it returns a tensor without gradient.
+    count for the collective and cut back afterwards. The backward pass of torch's functional `all_gather_single`
+    (what torch 2.13 recommends in place of the deprecated `torch.distributed.nn.functional.all_gather`) sums the
+    gradients every process computes for a row into the process that owns it; DDP's averaging then yields the
+    gradient of the global-batch loss (see the module docstring). `accelerator.gather` would not do: it returns a
+    tensor without gradient.
 
     Args:
         group (`torch.distributed.ProcessGroup`, *optional*):
@@ -61,11 +63,7 @@ class FeatureGather:
         torch.distributed.all_gather(counts, count, group=self.group)
         counts = [int(c) for c in counts]
         padded = F.pad(tensor, (0, 0) * (tensor.dim() - 1) + (0, max(counts) - tensor.shape[0]))
-        if tensor.requires_grad:
-            pieces = torch.distributed.nn.functional.all_gather(padded, group=self.group)
-        else:
-            pieces = [torch.empty_like(padded) for _ in range(self.world_size)]
-            torch.distributed.all_gather(pieces, padded, group=self.group)
+        pieces = all_gather_single(padded, 0, self.group or torch.distributed.group.WORLD).chunk(self.world_size)
         gathered = torch.cat([piece[:n] for piece, n in zip(pieces, counts)])
         return gathered, sum(counts[: self.rank])
 
