@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.images import open_view_image
-from ..data.images import open_image
+from ..data.images import open_image, open_view_image
 from ..graph import EntityView
 from ..image_conversion import to_rgb
 
