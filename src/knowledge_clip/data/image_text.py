@@ -15,10 +15,7 @@ from collections.abc import Iterator
 
 from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
-
-# `open_view_image` lives in `.images`; it is imported here only for evaluation/encoding.py and training/stage0.py,
-# which still import it from this module.
-from .images import TAR_MEMBER_SEPARATOR, open_view_image  # noqa: F401
+from .images import TAR_MEMBER_SEPARATOR
 from .json_stream import JsonStreamReader
 
 IMAGE_OF = "image of"

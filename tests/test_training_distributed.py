@@ -1,0 +1,75 @@
+# Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
+"""Two processes with the global-batch losses give the losses and gradients of one process on the whole batch."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from tiny import tiny_tokenizer
+from training_utils import ACCELERATE, REPO, environment, free_port
+
+from knowledge_clip.data.demo_world import build_demo_world
+
+STEP_SCRIPT = REPO / "tests" / "distributed_step.py"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The single-process run on the concatenated global batch."""
+    folder = tmp_path_factory.mktemp("distributed")
+    world = build_demo_world(folder / "world", seed=0, size="tiny").root
+    tiny_tokenizer().save_pretrained(folder / "tokenizer")
+    inputs = (str(world), str(folder / "tokenizer"))
+    out = folder / "single.pt"
+    result = subprocess.run(
+        [sys.executable, str(STEP_SCRIPT), *inputs, str(out)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return inputs, folder, torch.load(out)
+
+
+def run_two_processes(inputs, out, *extra):
+    command = [
+        str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(STEP_SCRIPT), *inputs, str(out), *extra,
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=environment(ACCELERATE_USE_CPU="1"), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return torch.load(out)
+
+
+def differences(a, b):
+    loss_difference = max(abs(a["losses"][name] - b["losses"][name]) for name in a["losses"])
+    gradient_difference = max((a["gradients"][n] - b["gradients"][n]).abs().max().item() for n in a["gradients"])
+    return loss_difference, gradient_difference
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_on_the_global_batch(reference):
+    inputs, folder, single = reference
+    double = run_two_processes(inputs, folder / "double.pt")
+    assert set(double["losses"]) == set(single["losses"]) == {"loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss"}
+    assert double["gradients"].keys() == single["gradients"].keys()
+    assert all(single["losses"][name] > 0 for name in single["losses"])
+    # Every parameter group is exercised: the towers, the fusion encoder and both heads receive gradient.
+    for prefix in ("vision_model.", "text_model.", "fusion_encoder.", "relation_head.", "graph_head.", "logit_scale"):
+        assert any(g.abs().sum() > 0 for n, g in single["gradients"].items() if n.startswith(prefix)), prefix
+    loss_difference, gradient_difference = differences(single, double)
+    assert loss_difference < 1e-5
+    assert gradient_difference < 1e-5
+
+
+@pytest.mark.slow
+def test_local_losses_do_not_equal_the_global_batch(reference):
+    inputs, folder, single = reference
+    local = run_two_processes(inputs, folder / "local.pt", "--no_loss_gather")
+    loss_difference, gradient_difference = differences(single, local)
+    assert loss_difference > 1e-3 and gradient_difference > 1e-4
