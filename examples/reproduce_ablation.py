@@ -1,0 +1,330 @@
+# Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
+"""
+The structure of the paper's loss ablation (Pan et al., 2022, Tables 5-6) on the demo world, over several seeds.
+
+    python examples/reproduce_ablation.py                      # 7 rows x 3 seeds: about 45 min on 2 CPU cores
+    python examples/reproduce_ablation.py --smoke              # tiny sizes, a few minutes: checks the plumbing only
+    python examples/reproduce_ablation.py --rows clip full full_no_kd --seeds 0 1 2 3 4
+
+Rows (all start from the same stage-0 CLIP, trained once on the world's captions, and train for the same steps on
+the same data):
+
+    clip            CLIP (stage 0), not trained further
+    clip_continued  CLIP trained further on the same data for the same steps: only CLIP's contrastive loss on the
+                    batches' image-text pairs (E2E, E2R, G2E and KD weights 0), evaluated as a CLIP
+    no_e2e          Knowledge-CLIP without E2E
+    no_e2r          Knowledge-CLIP without E2R
+    no_g2e          Knowledge-CLIP without G2E
+    full            Knowledge-CLIP, all four objectives
+    full_no_kd      Knowledge-CLIP without KD
+
+Columns: zero-shot top-1, image->text and text->image R@1, link-prediction MRR and relation accuracy (macro
+averages over the Visual Genome, ConceptNet and VisualSem graphs), and the accuracy of every caption probe; each as
+mean ± std over the seeds. Training runs go through `examples/pretrain.py` (one subprocess per run, so every run
+starts from a fresh process and RNG) with the demo recipe's settings and the row's loss weights; finished runs are
+reused, so an interrupted ablation resumes where it stopped. Writes `docs/results.md`, `docs/assets/ablation.png`
+and `<output_dir>/ablation.json`.
+"""
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# examples/evaluate.py, next to this script, is named like the `evaluate` library that knowledge_clip.evaluation
+# imports, and the folder of a script run as `python examples/<script>.py` comes first on sys.path.
+_SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _SCRIPT_DIR]
+
+import numpy as np  # noqa: E402
+
+from knowledge_clip.data.demo_world import build_demo_world  # noqa: E402
+from knowledge_clip.evaluation import evaluate_on_demo_world, flatten_results, load_model_and_processor  # noqa: E402
+from knowledge_clip.evaluation.probes import PROBE_KINDS  # noqa: E402
+from knowledge_clip.training.arguments import ModelArguments, parse_arguments  # noqa: E402
+from knowledge_clip.training.datasets import load_mixture, parse_dataset_spec  # noqa: E402
+from knowledge_clip.training.stage0 import train_stage0_clip  # noqa: E402
+
+logger = logging.getLogger("reproduce_ablation")
+
+PRETRAIN_SCRIPT = Path(__file__).resolve().parent / "pretrain.py"
+STAGE0_SEED = 0
+NO_KNOWLEDGE = {"e2e_loss_weight": 0, "e2r_loss_weight": 0, "g2e_loss_weight": 0, "kd_loss_weight": 0}
+
+# name -> (label in the table, loss-weight overrides of examples/pretrain.py, or None for "no training")
+ROWS = {
+    "clip": ("CLIP (stage 0)", None),
+    "clip_continued": ("CLIP + more training, same data and steps", {**NO_KNOWLEDGE, "clip_loss_weight": 1}),
+    "no_e2e": ("Knowledge-CLIP w/o E2E", {"e2e_loss_weight": 0}),
+    "no_e2r": ("Knowledge-CLIP w/o E2R", {"e2r_loss_weight": 0}),
+    "no_g2e": ("Knowledge-CLIP w/o G2E", {"g2e_loss_weight": 0}),
+    "full": ("Knowledge-CLIP (full)", {}),
+    "full_no_kd": ("Knowledge-CLIP w/o KD", {"kd_loss_weight": 0}),
+}
+EVALUATED_AS_CLIP = {"clip", "clip_continued"}
+
+KNOWLEDGE_GRAPHS = ("visual_genome", "conceptnet", "visualsem")
+COLUMNS = {
+    "zero-shot top-1": "zero_shot/top1_accuracy",
+    "I→T R@1": "retrieval/image_to_text/recall@1",
+    "T→I R@1": "retrieval/text_to_image/recall@1",
+    "link MRR": [f"link_prediction/{graph}/both/mrr" for graph in KNOWLEDGE_GRAPHS],
+    "relation acc.": [f"relation_prediction/{graph}/accuracy" for graph in KNOWLEDGE_GRAPHS],
+    **{f"probe: {kind}": f"probes/{kind}/accuracy" for kind in (*PROBE_KINDS, "overall")},
+}
+"""Table column -> flattened result key, or a list of keys whose mean is the column (macro average over graphs)."""
+
+SMOKE_PRETRAIN = {
+    "fusion_hidden_size": 32,
+    "fusion_num_layers": 1,
+    "fusion_num_heads": 2,
+    "fusion_intermediate_size": 64,
+    "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 8,
+    "max_steps": 2,
+    "warmup_steps": 1,
+    "eval_steps": 2,
+    "max_eval_batches": 1,
+    "checkpointing_steps": 0,
+}
+SMOKE_STAGE0 = {
+    "stage0_steps": 2,
+    "stage0_batch_size": 8,
+    "stage0_hidden_size": 32,
+    "stage0_num_layers": 1,
+    "stage0_image_size": 32,
+    "stage0_patch_size": 16,
+    "stage0_vocab_size": 300,
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--output_dir", default="ablation", help="Runs, per-run results and ablation.json.")
+    parser.add_argument("--demo_dir", help="Demo world directory (default: <output_dir>/demo_world).")
+    parser.add_argument("--demo_size", default="default", choices=["tiny", "default", "large"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds (>= 3 for a std).")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="Rows to run.")
+    parser.add_argument("--max_steps", type=int, help="Optimiser steps of every run (default: the demo recipe's).")
+    parser.add_argument("--validation_fraction", type=float, default=0.05, help="Held-out triplets per graph.")
+    parser.add_argument("--max_link_prediction_triplets", type=int, default=500, help="Per graph (0: all).")
+    parser.add_argument("--results_md", help="Markdown table (default: docs/results.md; <output_dir> with --smoke).")
+    parser.add_argument("--chart", help="PNG chart (default: docs/assets/ablation.png; <output_dir> with --smoke).")
+    parser.add_argument("--smoke", action="store_true", help="Tiny world, models and steps: a plumbing check.")
+    parser.add_argument(
+        "pretrain_args", nargs=argparse.REMAINDER, help="After `--`: extra flags for every examples/pretrain.py run."
+    )
+    args = parser.parse_args(argv)
+    if args.pretrain_args[:1] == ["--"]:
+        args.pretrain_args = args.pretrain_args[1:]
+    args.demo_dir = args.demo_dir or os.path.join(args.output_dir, "demo_world")
+    if args.smoke:
+        args.demo_size = "tiny"
+        args.max_link_prediction_triplets = min(args.max_link_prediction_triplets or 20, 20)
+    in_output = args.smoke
+    args.results_md = args.results_md or (
+        os.path.join(args.output_dir, "results.md") if in_output else os.path.join("docs", "results.md")
+    )
+    args.chart = args.chart or (
+        os.path.join(args.output_dir, "ablation.png") if in_output else os.path.join("docs", "assets", "ablation.png")
+    )
+    return args
+
+
+def demo_recipe() -> dict:
+    """The demo settings of `examples/pretrain.py` (its `DEMO_DEFAULTS`), which apply only without a base model."""
+    spec = importlib.util.spec_from_file_location("knowledge_clip_pretrain_script", PRETRAIN_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: value for name, value in module.DEMO_DEFAULTS.items() if name != "output_dir"}
+
+
+def check_trainer_flags(rows: Sequence[str]) -> None:
+    """Fails early, naming them, when `examples/pretrain.py` lacks a loss-weight flag a requested row needs."""
+    flags = {field.name for field in dataclasses.fields(ModelArguments)}
+    needed = sorted({name for row in rows if ROWS[row][1] for name in ROWS[row][1]} - flags)
+    if needed:
+        raise SystemExit(
+            f"examples/pretrain.py has no flag(s) {['--' + n for n in needed]} (knowledge_clip.training.arguments."
+            f"ModelArguments), which rows {[r for r in rows if ROWS[r][1] and set(ROWS[r][1]) & set(needed)]} need."
+        )
+
+
+def as_flags(values: dict) -> list[str]:
+    return [item for name, value in values.items() for item in (f"--{name}", str(value))]
+
+
+def train_stage0(args: argparse.Namespace) -> str:
+    """The common starting point of every row: the stage-0 CLIP, trained once (cached by `train_stage0_clip`)."""
+    stage0_dir = os.path.join(args.output_dir, "stage0_clip")
+    stage0_flags = as_flags(SMOKE_STAGE0) if args.smoke else []
+    _, data_args, stage0_args, _ = parse_arguments(
+        ["--demo_dir", args.demo_dir, "--demo_size", args.demo_size, *stage0_flags]
+    )
+    mixture = load_mixture(
+        [parse_dataset_spec(f"demo:{args.demo_dir}")],
+        args.validation_fraction,
+        STAGE0_SEED,
+        args.demo_size,
+        data_args.demo_seed,
+    )
+    train_stage0_clip(mixture.train_graphs, stage0_args, stage0_dir, STAGE0_SEED)
+    return stage0_dir
+
+
+def train_run(args: argparse.Namespace, stage0_dir: str, row: str, seed: int, recipe: dict) -> str:
+    """Trains one (row, seed) with `examples/pretrain.py` unless a finished run is already there; returns its dir."""
+    run_dir = os.path.join(args.output_dir, "runs", row, f"seed{seed}")
+    if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        logger.info(f"{row} seed {seed}: reusing {run_dir}")
+        return run_dir
+    settings = {**recipe, **(SMOKE_PRETRAIN if args.smoke else {}), **ROWS[row][1]}
+    if args.max_steps is not None:
+        settings["max_steps"] = args.max_steps
+    command = [
+        sys.executable,
+        str(PRETRAIN_SCRIPT),
+        "--model_name_or_path",
+        stage0_dir,
+        "--dataset",
+        f"demo:{args.demo_dir}",
+        "--demo_size",
+        args.demo_size,
+        "--validation_fraction",
+        str(args.validation_fraction),
+        "--seed",
+        str(seed),
+        "--output_dir",
+        run_dir,
+        "--report_to",
+        "none",
+        *as_flags(settings),
+        *args.pretrain_args,
+    ]
+    logger.info(f"{row} seed {seed}: {' '.join(command)}")
+    subprocess.run(command, check=True)
+    return run_dir
+
+
+def evaluate_run(args: argparse.Namespace, world, row: str, model_dir: str, seed: int) -> dict:
+    """Evaluates one run on the held-out triplets of its seed (cached as `<output_dir>/results/<row>/seed<seed>.json`)."""
+    cache = Path(args.output_dir, "results", row, f"seed{seed}.json")
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    model, processor = load_model_and_processor(model_dir)
+    if row in EVALUATED_AS_CLIP and hasattr(model, "to_clip"):
+        model = model.to_clip().eval()
+    results = evaluate_on_demo_world(
+        model,
+        processor,
+        world,
+        split_seed=seed,
+        validation_fraction=args.validation_fraction,
+        max_link_prediction_triplets=args.max_link_prediction_triplets or None,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results
+
+
+def column_value(flat: dict, keys: str | list[str]) -> float | None:
+    """The column's number for one run: the value, the mean of several, or None when unavailable."""
+    values = [flat.get(key) for key in ([keys] if isinstance(keys, str) else keys)]
+    numbers = [value for value in values if isinstance(value, (int, float))]
+    return float(np.mean(numbers)) if numbers else None
+
+
+def summarize(results: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float] | None]]:
+    """Per row and column, (mean, sample std) over the seeds, or None when the metric is unavailable for the row."""
+    table = {}
+    for row, runs in results.items():
+        flats = [flatten_results(run) for run in runs]
+        table[row] = {}
+        for column, keys in COLUMNS.items():
+            values = [column_value(flat, keys) for flat in flats]
+            values = [value for value in values if value is not None]
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            table[row][column] = (float(np.mean(values)), std) if values else None
+    return table
+
+
+def write_markdown(args: argparse.Namespace, table: dict, path: str) -> None:
+    lines = [
+        "# Loss ablation on the demo world",
+        "",
+        f"The structure of Tables 5-6 of Pan et al. (2022), reproduced by `examples/reproduce_ablation.py` on the "
+        f"`{args.demo_size}` demo world: every row starts from the same stage-0 CLIP and trains for the same steps on "
+        f"the same data; mean ± std over seeds {args.seeds}. Link MRR (filtered, both directions) and relation "
+        f"accuracy are macro averages over the held-out triplets of the {', '.join(KNOWLEDGE_GRAPHS)} graphs; "
+        "probes are the accuracy of preferring the true caption (50% is chance). — marks a metric the row cannot "
+        "compute (a CLIP has no fusion encoder). Metric definitions: [evaluation.md](evaluation.md).",
+        "",
+        "| row | " + " | ".join(COLUMNS) + " |",
+        "| --- | " + " | ".join("---" for _ in COLUMNS) + " |",
+    ]
+    for row, columns in table.items():
+        cells = [f"{cell[0]:.3f} ± {cell[1]:.3f}" if cell else "—" for cell in columns.values()]
+        lines.append(f"| {ROWS[row][0]} | " + " | ".join(cells) + " |")
+    lines += ["", f"![ablation chart]({os.path.relpath(args.chart, os.path.dirname(path) or '.')})", ""]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines), encoding="utf-8")
+
+
+def plot(table: dict, path: str) -> None:
+    """One group of bars per column, one bar per row, with the std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = list(COLUMNS)
+    width = 0.8 / len(table)
+    figure, axis = plt.subplots(figsize=(max(10, 1.4 * len(columns)), 4.5))
+    for index, (row, cells) in enumerate(table.items()):
+        means = [cells[c][0] if cells[c] else np.nan for c in columns]
+        stds = [cells[c][1] if cells[c] else 0.0 for c in columns]
+        positions = np.arange(len(columns)) + (index - (len(table) - 1) / 2) * width
+        axis.bar(positions, means, width, yerr=stds, capsize=2, label=ROWS[row][0])
+    axis.set_xticks(np.arange(len(columns)), columns, rotation=30, ha="right")
+    axis.set_ylabel("score")
+    axis.set_ylim(0, 1)
+    axis.axhline(0.5, color="grey", linewidth=0.6, linestyle="--")
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    check_trainer_flags(args.rows)
+    recipe = demo_recipe()
+    world = build_demo_world(args.demo_dir, size=args.demo_size)
+    stage0_dir = train_stage0(args)
+
+    results = {row: [] for row in args.rows}
+    for seed in args.seeds:
+        for row in args.rows:
+            model_dir = stage0_dir if ROWS[row][1] is None else train_run(args, stage0_dir, row, seed, recipe)
+            results[row].append(evaluate_run(args, world, row, model_dir, seed))
+
+    table = summarize(results)
+    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(args.output_dir, "ablation.json"), "w", encoding="utf-8") as file:
+        json.dump({"seeds": args.seeds, "rows": args.rows, "table": table, "runs": results}, file, indent=1)
+    write_markdown(args, table, args.results_md)
+    plot(table, args.chart)
+    logger.info(f"Wrote {args.results_md}, {args.chart} and {os.path.join(args.output_dir, 'ablation.json')}")
+    return table
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
