@@ -343,7 +343,9 @@ def main(argv=None):
             hub.push_to_hub(unwrapped, processor, args.hub_model_id, **card_kwargs)
         logger.info(f"Saved the model, processor, metrics and curves to {args.output_dir}")
     accelerator.end_training()
-    # Torn down explicitly: a gloo group left to the interpreter's exit can hang the last process to leave.
+    # The DDP wrapper is released while its gloo group still exists, then the group is torn down explicitly: left to
+    # the interpreter's exit, either could hang the last process to leave.
+    model, optimizer, train_dataloader = accelerator.free_memory(model, optimizer, train_dataloader)
     accelerator.state.destroy_process_group()
 
 

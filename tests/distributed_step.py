@@ -141,7 +141,9 @@ def main() -> None:
     if accelerator.is_main_process:
         torch.save({"losses": losses, "gradients": gradients}, args.out)
     accelerator.end_training()
-    # Torn down explicitly: a gloo group left to the interpreter's exit can hang the last process to leave.
+    # The DDP wrapper is released while its gloo group still exists, then the group is torn down explicitly: left to
+    # the interpreter's exit, either could hang the last process to leave.
+    model = accelerator.free_memory(model)
     accelerator.state.destroy_process_group()
 
 
