@@ -1,13 +1,14 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """Two processes with the global-batch losses give the losses and gradients of one process on the whole batch."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
 from tiny import tiny_tokenizer
-from training_utils import ACCELERATE, REPO, environment, free_port
+from training_utils import ACCELERATE, PRETRAIN, REPO, TINY_ARGS, environment, free_port
 
 from knowledge_clip.data.demo_world import build_demo_world
 
@@ -81,3 +82,24 @@ def test_local_losses_do_not_equal_the_global_batch(reference):
     local = run_two_processes(inputs, folder / "local.pt", "--no_loss_gather")
     loss_difference, gradient_difference = differences(single, local)
     assert loss_difference > 1e-3 and gradient_difference > 1e-4
+
+
+@pytest.mark.slow
+def test_pretrain_script_runs_with_two_processes(tmp_path):
+    """The recipe itself under `accelerate launch --multi_gpu --num_processes 2` (gloo): steps, a checkpoint, the
+    final save and the teardown all complete."""
+    args = [*TINY_ARGS, "--max_steps", "4", "--logging_steps", "2", "--checkpointing_steps", "2"]
+    command = [
+        str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(PRETRAIN), *args,
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=environment(ACCELERATE_USE_CPU="1"), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MULTI_CPU with 2 process(es)" in result.stderr
+    assert "(6 per process x 2 processes x 1 accumulation)" in result.stderr
+    output = tmp_path / "knowledge-clip-demo"
+    assert json.loads((output / "metrics.json").read_text())["global_step"] == 4
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
