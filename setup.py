@@ -23,6 +23,8 @@ EXTRAS = {
     "dev": ["pytest>=8", "ruff>=0.6", "pandas>=2", "scikit-learn>=1.4"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
+# Opt-in, outside "all": trackio 0.43 pins pillow<13 and brings a web stack the tests do not need.
+EXTRAS["trackio"] = ["trackio>=0.43"]
 
 setup(
     name="knowledge-clip",

@@ -255,7 +255,8 @@ def main(argv=None):
                         "data_time_fraction": data_time / max(data_time + step_time, 1e-9),
                     }
                     train_history.append(record)
-                    accelerator.log(record, step=state.global_step)
+                    # The step is the tracker's own axis; trackio reserves the name for it.
+                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=state.global_step)
                     losses = " | ".join(f"{n} {record[n]:.4f}" for n in LOSS_NAMES if n in record)
                     logger.info(
                         f"step {state.global_step}/{max_steps} | {losses} | {record['samples_per_second']:.1f} "
@@ -358,7 +359,13 @@ def available_trackers(report_to: list[str]) -> list[str]:
     unknown = [name for name in wanted if name not in modules]
     if unknown:
         raise SystemExit(f"--report_to: unknown tracker(s) {unknown}; expected tensorboard, trackio or none.")
-    return [name for name in wanted if importlib.util.find_spec(modules[name]) is not None]
+    missing = [name for name in wanted if importlib.util.find_spec(modules[name]) is None]
+    if missing:
+        # Plain logging: this runs before the Accelerator exists, which accelerate's logger requires.
+        logging.getLogger(__name__).warning(
+            f"--report_to: {missing} not installed, not logging there (pip install {' '.join(missing)})."
+        )
+    return [name for name in wanted if name not in missing]
 
 
 def load_model_teacher_processor(path: str, model_args, relation_vocab: list[str]):
