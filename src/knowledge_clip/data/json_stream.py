@@ -9,11 +9,12 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..errors import KnowledgeCLIPDataError
 
-__all__ = ["JsonStreamReader", "iter_list_records", "iter_object_members"]
+__all__ = ["JsonStreamReader", "iter_jsonl_objects", "iter_list_records", "iter_object_members"]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER_CHARS = re.compile(r"[0-9.eE+-]*")
@@ -265,3 +266,26 @@ def iter_object_members(path: str, label: str) -> Iterator[tuple[str, str, Any]]
             value = reader.read_value(key)
             yield f"{label}:{reader.line_number()}: {key}", key, value
         reader.finish()
+
+
+def iter_jsonl_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """
+    Yields `(line number, object)` of a JSON Lines file, blank lines ignored. A line that is not valid JSON, or not
+    a JSON object, raises `KnowledgeCLIPDataError` naming the file and line: for inputs where a bad record is an
+    error, not a counted skip.
+
+    Args:
+        path (`str` or `os.PathLike`): The `.jsonl` file.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise KnowledgeCLIPDataError(f"invalid JSON: {error.msg}", file=path, line=line_number) from None
+            if not isinstance(record, dict):
+                raise KnowledgeCLIPDataError("expected a JSON object", file=path, line=line_number)
+            yield line_number, record

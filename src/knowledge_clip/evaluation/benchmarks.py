@@ -4,7 +4,6 @@ Whole evaluation runs: load any CLIP or Knowledge-CLIP checkpoint, evaluate it o
 datasets, and render the results as Markdown. Used by `examples/evaluate.py` and `examples/reproduce_ablation.py`.
 """
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from transformers import AutoModel, AutoProcessor, CLIPModel, CLIPProcessor, Pre
 from ..data.conceptnet import load_conceptnet
 from ..data.demo_world import DemoWorld
 from ..data.image_text import load_image_text_pairs
+from ..data.json_stream import iter_jsonl_objects
 from ..data.visual_genome import load_visual_genome
 from ..data.visualsem import load_visualsem
 from ..errors import KnowledgeCLIPDataError
@@ -63,19 +63,12 @@ def read_classification_folder(path: str | os.PathLike) -> tuple[list[Path], lis
     """
     metadata = Path(path) / "metadata.jsonl"
     images, labels = [], []
-    with metadata.open(encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise KnowledgeCLIPDataError(f"invalid JSON: {error.msg}", file=metadata, line=line_number) from None
-            for field in ("file_name", "label"):
-                if not isinstance(row.get(field), str) or not row[field]:
-                    raise KnowledgeCLIPDataError("missing or empty", file=metadata, line=line_number, field=field)
-            images.append(metadata.parent / row["file_name"])
-            labels.append(row["label"])
+    for line_number, row in iter_jsonl_objects(metadata):
+        for field in ("file_name", "label"):
+            if not isinstance(row.get(field), str) or not row[field]:
+                raise KnowledgeCLIPDataError("missing or empty", file=metadata, line=line_number, field=field)
+        images.append(metadata.parent / row["file_name"])
+        labels.append(row["label"])
     return images, labels
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.json_stream import iter_jsonl_objects
 from ..errors import KnowledgeCLIPDataError
 from .encoding import ImageLike, encode_images, encode_texts
 
@@ -185,33 +186,24 @@ def load_caption_probes(path: str | os.PathLike) -> list[CaptionProbe]:
     """
     path = Path(path)
     probes = []
-    with path.open(encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise KnowledgeCLIPDataError(f"invalid JSON: {error.msg}", file=path, line=line_number) from None
-            if not isinstance(record, dict):
-                raise KnowledgeCLIPDataError("expected a JSON object", file=path, line=line_number)
-            for field in ("image", "true_caption", "false_caption"):
-                if not isinstance(record.get(field), str) or not record[field].strip():
-                    raise KnowledgeCLIPDataError(
-                        "missing or empty (a non-empty string is required)", file=path, line=line_number, field=field
-                    )
-            kind = record.get("kind", "user")
-            if not isinstance(kind, str) or not kind:
-                raise KnowledgeCLIPDataError("must be a non-empty string", file=path, line=line_number, field="kind")
-            image = Path(record["image"])
-            probes.append(
-                CaptionProbe(
-                    image if image.is_absolute() else path.parent / image,
-                    record["true_caption"],
-                    record["false_caption"],
-                    kind,
+    for line_number, record in iter_jsonl_objects(path):
+        for field in ("image", "true_caption", "false_caption"):
+            if not isinstance(record.get(field), str) or not record[field].strip():
+                raise KnowledgeCLIPDataError(
+                    "missing or empty (a non-empty string is required)", file=path, line=line_number, field=field
                 )
+        kind = record.get("kind", "user")
+        if not isinstance(kind, str) or not kind:
+            raise KnowledgeCLIPDataError("must be a non-empty string", file=path, line=line_number, field="kind")
+        image = Path(record["image"])
+        probes.append(
+            CaptionProbe(
+                image if image.is_absolute() else path.parent / image,
+                record["true_caption"],
+                record["false_caption"],
+                kind,
             )
+        )
     return probes
 
 
