@@ -202,6 +202,43 @@ def test_line_numbers_stay_exact_across_blocks_and_malformed_rows(tmp_path):
     assert report.records_read == 40_000 == report.triplets_loaded + report.total_skipped
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["csv", "csv.gz"])
+def test_chunking_changes_nothing(tmp_path, monkeypatch, compress):
+    """Chunks far smaller than the file (and than its longest line) give the same graph, report and line numbers
+    as one chunk holding everything: ids in order of first appearance, skips located in file order."""
+    from knowledge_clip.data import conceptnet
+
+    lines = _many_lines(300)
+    lines[3] = "only\ttwo"  # wrong column count in the first chunk
+    lines[150] = assertion("/r/IsA", "/c/en/long", "/c/en/line", surface="y" * 5000)  # longer than a chunk
+    lines[151] = ""
+    lines[200] = assertion("/r/IsA", "/c/fr/chat", "/c/en/cat")
+    lines[250] = lines[250].replace('"weight": 1.0}', '"weight": 1.0')  # invalid JSON
+    lines[299] = assertion("/r/IsA", "/c/en/last", "/c/en/line")  # written without a final newline
+    data = "\n".join(lines).encode()
+    path = tmp_path / ("assertions.csv.gz" if compress else "assertions.csv")
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+    def load():
+        graph = load_conceptnet(path)
+        keys = [graph.entity_key(i) for i in range(graph.num_entities)]
+        return keys, graph.heads.tolist(), graph.relation_ids.tolist(), graph.tails.tolist(), graph.report.to_dict()
+
+    whole = load()
+    for chunk_bytes in (1000, 4099):
+        monkeypatch.setattr(conceptnet, "_CHUNK_BYTES", chunk_bytes)
+        assert load() == whole, chunk_bytes
+    report = whole[-1]
+    assert report["records_read"] == 300 and report["triplets_loaded"] == 300 - 4
+    assert [example.split(": ")[0] for example in report["examples"]["wrong column count"]] == [
+        f"{path}:4",
+        f"{path}:152",
+    ]
+    assert report["examples"]["bad json"][0].startswith(f"{path}:251: json: ")
+    assert report["examples"]["language"][0].startswith(f"{path}:201: start: ")
+    assert "/c/en/last" in whole[0] and "/c/en/long" in whole[0]
+
+
 def test_nothing_kept_is_an_error_naming_the_file(tmp_path):
     path = write(tmp_path / "french.csv", [assertion("/r/IsA", "/c/fr/chat", "/c/fr/animal")])
     with pytest.raises(EmptyGraphError, match="french.csv") as error:

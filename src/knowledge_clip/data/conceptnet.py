@@ -3,13 +3,13 @@
 The dump is a tab-separated file (despite its name) with no header and five columns: assertion URI, relation URI,
 start URI, end URI, and a JSON object with ``dataset``, ``license``, ``sources`` and ``weight`` (plus
 ``surfaceText``/``surfaceStart``/``surfaceEnd`` when present). It has 34 million rows, about 3.4 million with two
-English ends. The loader streams it through Arrow's CSV reader in 2 MiB blocks (bounded memory, gzip decompressed
-on the fly) and classifies each block's rows with numpy byte tests on the undecoded columns. The rows it keeps are
-validated in batches of about 65k (Arrow's JSON reader for the weights, numpy byte slicing at the ``/`` positions
-for keys and labels); their entity keys are collected and dictionary-encoded once at the end, so no Python code
-runs per row, and per distinct concept only the final bulk dictionary insert. Blocks are parsed in background threads; if a malformed line
-shows up (the threaded reader cannot say on which line it was), the file is read again single-threaded so every
-skip names its line.
+English ends. The loader cuts the file into chunks of complete lines (16 MiB; gzip inflated on the fly), so memory
+stays bounded whatever the file size, and parses the chunks in a pool of threads, one per core: Arrow's CSV reader
+splits each chunk into undecoded binary columns and numpy byte tests classify its rows; only the rows that pass are
+validated (Arrow's JSON reader for the weights, numpy byte slicing at the ``/`` positions for keys and labels). No
+Python code runs per row. The chunks' results are merged in file order, so entity ids (order of first appearance),
+relation ids, line numbers and skip examples do not depend on the chunk size or the thread timing; the keys of all
+kept rows are dictionary-encoded once at the end, so per distinct concept only the final bulk insert runs.
 
 Per row, in this order (each skipped row is counted once, under the first reason that applies):
 
@@ -32,10 +32,14 @@ So ``report.records_read == report.triplets_loaded + report.total_skipped``.
 from __future__ import annotations
 
 import bisect
+import collections
+import concurrent.futures
+import dataclasses
 import json
+import mmap
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +54,10 @@ from ..graph import KnowledgeGraph, KnowledgeGraphBuilder, LoadReport
 __all__ = ["load_conceptnet", "relation_text", "uri_to_label"]
 
 _COLUMNS = ("assertion", "rel", "start", "end", "json")
-# Rows are parsed in blocks of this many bytes (about 7k rows): memory stays bounded whatever the file size.
-_BLOCK_BYTES = 1 << 21
-# Rows that pass the byte-level filters are validated in batches of at least this many rows (amortises the
-# fixed cost of each Arrow call; a batch holds at most this many rows plus one block's).
-_CANDIDATE_ROWS = 1 << 16
+# Lines are parsed in chunks of about this many bytes (about 50k rows of the dump), one chunk per thread.
+_CHUNK_BYTES = 16 << 20
+# Threads parsing chunks: one per core, up to this many (beyond it, gzip inflation in the main thread is the bound).
+_MAX_THREADS = 8
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXTERNAL_URL = b"/r/ExternalURL"
 _WEIGHT_ONLY = pajson.ParseOptions(
@@ -104,14 +107,14 @@ def _shown(value: bytes) -> str:
 
 
 class _LineIndex:
-    """Maps the ordinal of a row the CSV reader produced to its physical line number.
+    """Maps the ordinal of a row the CSV reader produced to its physical line number (both within one chunk).
 
-    The reader drops the (rare) lines with a wrong number of columns; their line numbers are recorded here as they
-    are seen, in increasing order, so every later row can still be located in the file.
+    The reader drops the (rare) lines with a wrong number of columns, so every later row moves down by one line per
+    rejected line before it.
     """
 
-    def __init__(self):
-        self.rejected_lines: list[int] = []
+    def __init__(self, rejected_lines: list[int]):
+        self.rejected_lines = sorted(rejected_lines)
 
     def line_of(self, ordinal: int) -> int:
         line = ordinal + 1
@@ -122,13 +125,76 @@ class _LineIndex:
             line = shifted
 
 
-def _open_stream(path: Path) -> pa.NativeFile:
-    with open(path, "rb") as probe:
-        is_gzip = probe.read(2) == _GZIP_MAGIC
-    stream = pa.OSFile(os.fspath(path))
-    # Not memory-mapped, although that parses about 15% faster: the mapped pages of a 10 GB plain-text dump would
-    # count in the process's RSS (reclaimable, but indistinguishable from a leak to a user watching memory).
-    return pa.CompressedInputStream(stream, "gzip") if is_gzip else stream
+def _line_chunks(stream: pa.NativeFile) -> Iterator[pa.Buffer]:
+    """The stream's bytes in chunks of complete lines, about `_CHUNK_BYTES` each (the last may lack its newline).
+
+    Chunks are slices of the buffers the stream returns (zero-copy from a memory map); only a line that straddles
+    two reads is copied, into a chunk of its own.
+    """
+    pending = b""  # the start of a line that the previous read cut
+    while True:
+        data = stream.read_buffer(_CHUNK_BYTES)
+        if data.size == 0:
+            if pending:
+                yield pa.py_buffer(pending)
+            return
+        start = 0
+        if pending:
+            start = _after_newline(data, last=False)
+            if start == 0:  # a line longer than a read: it goes on
+                pending += data.to_pybytes()
+                continue
+            yield pa.py_buffer(pending + data.slice(0, start).to_pybytes())
+        cut = max(start, _after_newline(data, last=True))
+        if cut > start:
+            yield data.slice(start, cut - start)
+        pending = data.slice(cut).to_pybytes()
+
+
+def _after_newline(data: pa.Buffer, last: bool) -> int:
+    """The offset just after the first (or `last`) newline of `data`, 0 if it has none."""
+    view = memoryview(data)
+    for window in (1 << 16, data.size):  # lines are short: a newline is nearly always within 64 kB
+        if last:
+            start = max(0, data.size - window)
+            found = bytes(view[start:]).rfind(b"\n")
+        else:
+            start, found = 0, bytes(view[:window]).find(b"\n")
+        if found >= 0:
+            return start + found + 1
+    return 0
+
+
+def _open_stream(path: Path) -> tuple[pa.NativeFile, Callable[[pa.Buffer], None]]:
+    """The file's bytes as a stream, and a function that hands back the memory of a chunk once it is parsed.
+
+    A gzip file is inflated on the fly. A plain file is memory-mapped, so chunks are zero-copy slices of the map
+    (copying them out of the page cache cost a fifth of the load time). Each parsed chunk's pages are then unmapped
+    (``madvise(MADV_DONTNEED)``; the file stays in the page cache): the process's resident memory does not grow
+    with the file, which it otherwise would by its full size, 10 GB for the plain-text dump.
+    """
+    with open(path, "rb") as file:
+        if file.read(2) == _GZIP_MAGIC:
+            return pa.CompressedInputStream(pa.OSFile(os.fspath(path)), "gzip"), _keep
+        if os.fstat(file.fileno()).st_size == 0:
+            return pa.BufferReader(b""), _keep
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    whole = pa.py_buffer(mapped)
+    dont_need = getattr(mmap, "MADV_DONTNEED", None)
+    if dont_need is None or not hasattr(mapped, "madvise"):  # no madvise (Windows): pages stay mapped
+        return pa.BufferReader(whole), _keep
+
+    def release(chunk: pa.Buffer) -> None:
+        offset = chunk.address - whole.address
+        if 0 <= offset < whole.size:  # not a straddling line's copy
+            start = offset - offset % mmap.PAGESIZE
+            mapped.madvise(dont_need, start, offset + chunk.size - start)
+
+    return pa.BufferReader(whole), release
+
+
+def _keep(chunk: pa.Buffer) -> None:
+    """Nothing to hand back: the chunk's memory is freed with it."""
 
 
 def _explain_empty_line(relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
@@ -169,7 +235,7 @@ def _parse_weights(metadata_column: pa.Array) -> tuple[np.ndarray, dict[int, str
         offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
         payload = lines.buffers()[2][offsets[0] : offsets[-1]]
         try:
-            # Single-threaded: a block's candidates are a few hundred kB, less than a thread pool's start-up cost.
+            # Single-threaded: a chunk's candidates are a few MB at most, and the chunks already use every core.
             table = pajson.read_json(
                 pa.BufferReader(payload), read_options=_JSON_SINGLE_THREAD, parse_options=_WEIGHT_ONLY
             )
@@ -319,98 +385,133 @@ def _labels(keys: pa.Array) -> pa.Array:
     return _slices(data, text_begins, text_ends, underscores_to_spaces=True).cast(pa.string())
 
 
-class _RestartSingleThreaded(Exception):
-    """Raised when the threaded reader met a malformed line: only the single-threaded reader can locate it."""
+@dataclasses.dataclass
+class _ChunkResult:
+    """What one chunk of lines contributed: its line count, its skips, and its kept rows."""
+
+    num_lines: int
+    # (reason, count, up to `max_examples` of them as (line within the chunk, field, problem)), in filter order.
+    skips: list[tuple[str, int, list[tuple[int, str, str]]]]
+    entity_keys: pa.Array  # per kept row, its start key then its end key
+    relation_texts: list[str]  # texts of the kept rows' relations, in order of first appearance in the chunk
+    relation_indices: np.ndarray  # per kept row, its index in `relation_texts`
 
 
-class _ConceptNetReader:
-    """One pass over an assertions file: filters rows in Arrow batches and feeds the kept ones to a builder.
+class _ChunkParser:
+    """Parses, filters and validates one chunk of complete lines; safe to run in several threads at once.
 
-    With `use_threads`, Arrow parses blocks in background threads while Python handles the kept rows, but it
-    cannot say on which line a malformed row was; the first one seen aborts the pass (`_RestartSingleThreaded`)
-    and the caller starts over single-threaded, where every line is located exactly.
+    Everything a chunk yields is returned, with line numbers relative to the chunk: the reader merges the results
+    in file order, so entity and relation ids, skip examples and line numbers do not depend on thread timing.
     """
 
-    def __init__(self, path, name, language_prefixes, selected_relations, min_weight, collapse_senses, use_threads):
-        self.source = os.fspath(path)
-        self.path = path
+    def __init__(self, language_prefixes, selected_relations, min_weight, collapse_senses, max_examples):
         self.language_prefixes = language_prefixes
         self.encoded_prefixes = tuple(prefix.encode() for prefix in language_prefixes or ())
         self.selected_relations = selected_relations
         self.min_weight = min_weight
         self.collapse_senses = collapse_senses
-        self.use_threads = use_threads
-        self.report = LoadReport(source=self.source)
-        self.builder = KnowledgeGraphBuilder(name)
-        self.relation_ids: dict[bytes, int] = {}
-        self.bad_relations: dict[bytes, str] = {}  # relation URI -> why it cannot be a relation
-        self.line_index = _LineIndex()
-        self.malformed_row_seen = False
-        # Rows that passed the byte-level filters, waiting to be validated as a batch.
-        self.pending: list[tuple[pa.RecordBatch, np.ndarray]] = []
-        self.num_pending = 0
-        # Kept rows: entity keys (string arrays, per validated batch) and relation ids.
-        self.start_keys: list[pa.Array] = []
-        self.end_keys: list[pa.Array] = []
-        self.relations: list[np.ndarray] = []
-
-    def read(self) -> KnowledgeGraph:
-        columns = list(_COLUMNS)
-        read_options = pacsv.ReadOptions(column_names=columns, block_size=_BLOCK_BYTES, use_threads=self.use_threads)
-        parse_options = pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=self._on_invalid_row
-        )
+        self.max_examples = max_examples
         # Binary columns: nothing is decoded (or UTF-8 checked) until a row is kept.
-        convert_options = pacsv.ConvertOptions(
-            column_types=dict.fromkeys(columns, pa.binary()), include_columns=columns[1:]
+        self.convert_options = pacsv.ConvertOptions(
+            column_types=dict.fromkeys(_COLUMNS, pa.binary()), include_columns=list(_COLUMNS[1:])
         )
-        first_row = 0
-        try:
-            with _open_stream(self.path) as stream:
-                for batch in pacsv.open_csv(stream, read_options, parse_options, convert_options):
-                    if self.malformed_row_seen and self.use_threads:
-                        raise _RestartSingleThreaded
-                    self._read_batch(batch, first_row + np.arange(batch.num_rows))
-                    first_row += batch.num_rows
-                self._validate_pending()
-        except (OSError, EOFError, pa.ArrowException) as error:
-            if self.malformed_row_seen and self.use_threads:
-                raise _RestartSingleThreaded from None  # locate the lines exactly before reporting
-            line = self.line_index.line_of(first_row - 1) if first_row else 0
-            raise TruncatedFileError(
-                f"cannot read past this line: the file is truncated or corrupt ({error})", file=self.source, line=line
-            ) from None
-        if self.malformed_row_seen and self.use_threads:
-            raise _RestartSingleThreaded
-        self.report.records_read = first_row + len(self.line_index.rejected_lines)
-        self._add_triplets()
-        return self.builder.build(self.report)
+        self.relation_texts: dict[bytes, str | ValueError] = {}  # relation URI -> text, or why it is none
 
-    def _skip(self, reason: str, ordinal: int, field: str, problem: str) -> None:
-        where = format_location(self.source, self.line_index.line_of(ordinal), field)
-        self.report.skip(reason, f"{where}: {problem}")
+    def parse(self, chunk: pa.Buffer) -> _ChunkResult:
+        rejected: list[tuple[int, int]] = []  # (line within the chunk, columns found) of lines Arrow could not split
 
-    def _on_invalid_row(self, row) -> str:
-        self.malformed_row_seen = True
-        if row.number is not None:
-            self.line_index.rejected_lines.append(row.number)
-            where = format_location(self.source, row.number, "columns")
-            problem = f"expected 5 tab-separated columns, found {row.actual_columns}"
-            self.report.skip("wrong column count", f"{where}: {problem}")
-        return "skip"
+        def on_invalid_row(row) -> str:
+            rejected.append((row.number, row.actual_columns))
+            return "skip"
 
-    def _skip_rows(self, reason: str, mask: np.ndarray, table: pa.RecordBatch, ordinals: np.ndarray, explain) -> None:
-        # Counts every row of `table` selected by `mask`; only the first few are located (for the examples).
-        count = int(mask.sum())
-        if not count:
-            return
-        room = self.report.max_examples - len(self.report.examples.get(reason, []))
-        located = np.flatnonzero(mask)[: max(room, 0)].tolist()
-        for row in located:
-            field, problem = explain(*(column[row].as_py() for column in table.columns))
-            self._skip(reason, int(ordinals[row]), field, problem)
-        if count > len(located):
-            self.report.skip(reason, count=count - len(located))
+        # Single-threaded: the threads are the reader's, one chunk each, and only then are line numbers known.
+        read_options = pacsv.ReadOptions(column_names=list(_COLUMNS), block_size=chunk.size + 1, use_threads=False)
+        parse_options = pacsv.ParseOptions(
+            delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid_row
+        )
+        table = pacsv.read_csv(pa.BufferReader(chunk), read_options, parse_options, self.convert_options)
+        batch = table.combine_chunks().to_batches()
+        batch = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
+        skips = _ChunkSkips(_LineIndex([line for line, _ in rejected]), self.max_examples)
+        for line, columns in rejected:
+            skips.located("wrong column count", line, "columns", f"expected 5 tab-separated columns, found {columns}")
+        candidates, rows = self._filter(batch, skips)
+        return self._validate(candidates, rows, skips, num_lines=batch.num_rows + len(rejected))
+
+    def _filter(self, batch: pa.RecordBatch, skips: _ChunkSkips) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Rules 1-5 of the module docstring, as byte tests on the undecoded columns: the rows that pass, and their
+        ordinals in the chunk."""
+        relations, starts, ends = (_Column(batch.column(index)) for index in range(3))
+        # An empty line reads as one row of empty columns: it has 1 column, not 5.
+        empty = (relations.lengths == 0) & (starts.lengths == 0) & (ends.lengths == 0)
+        skips.rows("wrong column count", empty, batch, None, _explain_empty_line)
+        kept = ~empty
+        external = kept & relations.matches(_EXTERNAL_URL, whole=True)
+        skips.rows("ExternalURL", external, batch, None, _explain_external_url)
+        kept &= ~external
+        concept = starts.matches(b"/c/") & ends.matches(b"/c/")
+        skips.rows("non-concept end", kept & ~concept, batch, None, _explain_non_concept)
+        kept &= concept
+        if self.language_prefixes is not None:
+            in_languages = starts.matches_any(self.encoded_prefixes) & ends.matches_any(self.encoded_prefixes)
+            skips.rows("language", kept & ~in_languages, batch, None, self._explain_language)
+            kept &= in_languages
+        if self.selected_relations is not None:
+            selected = _mask(pc.is_in(batch.column(0), value_set=self.selected_relations))
+            skips.rows("relation not selected", kept & ~selected, batch, None, _explain_relation)
+            kept &= selected
+        rows = np.flatnonzero(kept)
+        return batch.take(pa.array(rows)), rows
+
+    def _validate(
+        self, candidates: pa.RecordBatch, ordinals: np.ndarray, skips: _ChunkSkips, num_lines: int
+    ) -> _ChunkResult:
+        """Rules 6-8 on the rows that passed the byte tests: JSON, weight, concept and relation URIs."""
+        weights, json_problems = _parse_weights(candidates.column(3))
+        valid = np.ones(candidates.num_rows, dtype=bool)
+        for row, problem in json_problems.items():
+            valid[row] = False
+            skips.located("bad json", skips.line_index.line_of(int(ordinals[row])), "json", problem)
+        missing_weight = valid & ~np.isfinite(weights)
+        skips.rows("missing or non-numeric weight", missing_weight, candidates, ordinals, _explain_weight)
+        valid &= ~missing_weight
+        if self.min_weight is not None:
+            light = valid & (weights < self.min_weight)
+            skips.rows("weight below min_weight", light, candidates, ordinals, self._explain_min_weight)
+            valid &= ~light
+        start_keys, start_ok = _concept_keys(candidates.column(1), self.collapse_senses)
+        end_keys, end_ok = _concept_keys(candidates.column(2), self.collapse_senses)
+        bad_uri = valid & ~(start_ok & end_ok)
+        skips.rows("bad concept uri", bad_uri, candidates, ordinals, _explain_bad_uri)
+        valid &= ~bad_uri
+        encoded = pc.dictionary_encode(candidates.column(0))
+        is_relation = [isinstance(self._relation_text(uri), str) for uri in encoded.dictionary.to_pylist()]
+        bad_relation = valid & ~np.array(is_relation, dtype=bool)[_mask(encoded.indices)]
+        skips.rows("bad relation uri", bad_relation, candidates, ordinals, self._explain_bad_relation)
+        valid &= ~bad_relation
+        rows = np.flatnonzero(valid)
+        kept_relations = pc.dictionary_encode(candidates.column(0).take(rows))
+        # Start and end keys interleaved: the concepts' order of first appearance, whatever the chunk boundaries.
+        interleaved = np.stack([rows, rows + candidates.num_rows], axis=1).ravel()
+        return _ChunkResult(
+            num_lines=num_lines,
+            skips=skips.events,
+            entity_keys=pa.concat_arrays([start_keys, end_keys]).take(interleaved),
+            relation_texts=[self.relation_texts[uri] for uri in kept_relations.dictionary.to_pylist()],
+            relation_indices=_mask(kept_relations.indices).astype(np.int64),
+        )
+
+    def _relation_text(self, uri: bytes) -> str | ValueError:
+        text = self.relation_texts.get(uri)
+        if text is None:
+            try:
+                text = relation_text(uri.decode("utf-8"))
+                if not text:
+                    raise ValueError(f"{_shown(uri)} names no relation")
+            except ValueError as error:  # UnicodeDecodeError is a ValueError
+                text = error
+            self.relation_texts[uri] = text  # the same value in every thread: no lock needed
+        return text
 
     def _explain_language(self, relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
         field, uri = ("start", start) if not start.startswith(self.encoded_prefixes) else ("end", end)
@@ -420,105 +521,113 @@ class _ConceptNetReader:
     def _explain_min_weight(self, relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
         return "weight", f"{json.loads(metadata)['weight']} < min_weight {self.min_weight}"
 
-    def _read_batch(self, batch: pa.RecordBatch, ordinals: np.ndarray) -> None:
-        relations, starts, ends = (_Column(batch.column(index)) for index in range(3))
-        # An empty line reads as one row of empty columns: it has 1 column, not 5.
-        empty = (relations.lengths == 0) & (starts.lengths == 0) & (ends.lengths == 0)
-        self._skip_rows("wrong column count", empty, batch, ordinals, _explain_empty_line)
-        kept = ~empty
-        external = kept & relations.matches(_EXTERNAL_URL, whole=True)
-        self._skip_rows("ExternalURL", external, batch, ordinals, _explain_external_url)
-        kept &= ~external
-        concept = starts.matches(b"/c/") & ends.matches(b"/c/")
-        self._skip_rows("non-concept end", kept & ~concept, batch, ordinals, _explain_non_concept)
-        kept &= concept
-        if self.language_prefixes is not None:
-            in_languages = starts.matches_any(self.encoded_prefixes) & ends.matches_any(self.encoded_prefixes)
-            self._skip_rows("language", kept & ~in_languages, batch, ordinals, self._explain_language)
-            kept &= in_languages
-        if self.selected_relations is not None:
-            selected = _mask(pc.is_in(batch.column(0), value_set=self.selected_relations))
-            self._skip_rows("relation not selected", kept & ~selected, batch, ordinals, _explain_relation)
-            kept &= selected
-        rows = np.flatnonzero(kept)
-        if rows.size:
-            self.pending.append((batch.take(pa.array(rows)), ordinals[rows]))
-            self.num_pending += rows.size
-            if self.num_pending >= _CANDIDATE_ROWS:
-                self._validate_pending()
-
-    def _validate_pending(self) -> None:
-        if self.pending:
-            candidates = pa.Table.from_batches([batch for batch, _ in self.pending]).combine_chunks()
-            ordinals = np.concatenate([ordinals for _, ordinals in self.pending])
-            self.pending, self.num_pending = [], 0
-            self._validate(candidates, ordinals)
-
-    def _validate(self, candidates: pa.Table, ordinals: np.ndarray) -> None:
-        # Rows that passed the byte-level filters: validate their JSON, keys and relation, and keep the valid ones.
-        columns = [column.chunk(0) if column.num_chunks == 1 else column.combine_chunks() for column in candidates]
-        candidates = pa.RecordBatch.from_arrays(columns, names=candidates.column_names)
-        weights, json_problems = _parse_weights(candidates.column(3))
-        valid = np.ones(candidates.num_rows, dtype=bool)
-        for row, problem in json_problems.items():
-            valid[row] = False
-            self._skip("bad json", int(ordinals[row]), "json", problem)
-        missing_weight = valid & ~np.isfinite(weights)
-        self._skip_rows("missing or non-numeric weight", missing_weight, candidates, ordinals, _explain_weight)
-        valid &= ~missing_weight
-        if self.min_weight is not None:
-            light = valid & (weights < self.min_weight)
-            self._skip_rows("weight below min_weight", light, candidates, ordinals, self._explain_min_weight)
-            valid &= ~light
-        start_keys, start_ok = _concept_keys(candidates.column(1), self.collapse_senses)
-        end_keys, end_ok = _concept_keys(candidates.column(2), self.collapse_senses)
-        bad_uri = valid & ~(start_ok & end_ok)
-        self._skip_rows("bad concept uri", bad_uri, candidates, ordinals, _explain_bad_uri)
-        valid &= ~bad_uri
-        relations = self._relation_ids(candidates.column(0))
-        bad_relation = valid & (relations < 0)
-        self._skip_rows("bad relation uri", bad_relation, candidates, ordinals, self._explain_bad_relation)
-        valid &= ~bad_relation
-        rows = pa.array(np.flatnonzero(valid))
-        self.start_keys.append(start_keys.take(rows))
-        self.end_keys.append(end_keys.take(rows))
-        self.relations.append(relations[valid])
-
-    def _relation_ids(self, column: pa.Array) -> np.ndarray:
-        """Relation id of each relation URI of `column`; -1 for URIs that are no relation (see `bad_relations`)."""
-        encoded = pc.dictionary_encode(column)
-        ids = np.array([self._relation_id(uri) for uri in encoded.dictionary.to_pylist()], dtype=np.int64)
-        return ids[encoded.indices.to_numpy(zero_copy_only=False)] if ids.size else ids
-
-    def _relation_id(self, uri: bytes) -> int:
-        relation = self.relation_ids.get(uri)
-        if relation is None:
-            try:
-                relation = self.builder.add_relation(relation_text(uri.decode("utf-8")))
-            except ValueError as error:  # UnicodeDecodeError is a ValueError; so is an empty relation name
-                self.bad_relations[uri] = str(error)
-                return -1
-            self.relation_ids[uri] = relation
-        return relation
-
     def _explain_bad_relation(self, relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
-        return "rel", self.bad_relations[relation_uri]
+        return "rel", str(self.relation_texts[relation_uri])
+
+
+class _ChunkSkips:
+    """The skips of one chunk, in the order they are found: per reason a count and its first located rows."""
+
+    def __init__(self, line_index: _LineIndex, max_examples: int):
+        self.line_index = line_index
+        self.max_examples = max_examples
+        self.events: list[tuple[str, int, list[tuple[int, str, str]]]] = []
+
+    def located(self, reason: str, line: int, field: str, problem: str) -> None:
+        self.events.append((reason, 1, [(line, field, problem)]))
+
+    def rows(self, reason: str, mask: np.ndarray, table: pa.RecordBatch, ordinals: np.ndarray | None, explain):
+        """Counts the rows of `table` selected by `mask`; only the first few are located (for the examples).
+
+        `ordinals` maps the rows of `table` to the rows Arrow produced for the chunk (`None`: the same rows).
+        """
+        count = int(mask.sum())
+        if count:
+            examples = []
+            for row in np.flatnonzero(mask)[: self.max_examples].tolist():
+                line = self.line_index.line_of(row if ordinals is None else int(ordinals[row]))
+                examples.append((line, *explain(*(column[row].as_py() for column in table.columns))))
+            self.events.append((reason, count, examples))
+
+
+class _ConceptNetReader:
+    """One pass over an assertions file.
+
+    The file is cut into chunks of complete lines (about `_CHUNK_BYTES` each; gzip inflated on the fly) that
+    `_ChunkParser` handles in a pool of threads — Arrow's parser and numpy release the GIL, so the chunks are parsed
+    on every core — and whose results are merged here in file order. At most two chunks per thread are in flight:
+    memory stays bounded whatever the file size.
+    """
+
+    def __init__(self, path, name, language_prefixes, selected_relations, min_weight, collapse_senses):
+        self.source = os.fspath(path)
+        self.path = path
+        self.report = LoadReport(source=self.source)
+        self.parser = _ChunkParser(
+            language_prefixes, selected_relations, min_weight, collapse_senses, self.report.max_examples
+        )
+        self.builder = KnowledgeGraphBuilder(name)
+        self.lines_read = 0
+        # Kept rows: entity keys (string arrays, per chunk, start and end key of each row) and relation ids.
+        self.entity_keys: list[pa.Array] = []
+        self.relations: list[np.ndarray] = []
+
+    def read(self) -> KnowledgeGraph:
+        num_threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1))
+        read_error = None
+        stream, release = _open_stream(self.path)
+        with concurrent.futures.ThreadPoolExecutor(num_threads) as pool, stream:
+            in_flight: collections.deque[tuple[concurrent.futures.Future, pa.Buffer]] = collections.deque()
+            chunks = _line_chunks(stream)
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, pa.ArrowException) as error:  # truncated or corrupt gzip
+                    read_error = error
+                    break
+                in_flight.append((pool.submit(self.parser.parse, chunk), chunk))
+                if len(in_flight) > 2 * num_threads:
+                    self._merge(*in_flight.popleft(), release)
+            while in_flight:  # after a read error too: the lines before it are located exactly
+                self._merge(*in_flight.popleft(), release)
+        if read_error is not None:
+            raise TruncatedFileError(
+                f"cannot read past this line: the file is truncated or corrupt ({read_error})",
+                file=self.source,
+                line=self.lines_read,
+            )
+        self.report.records_read = self.lines_read
+        self._add_triplets()
+        return self.builder.build(self.report)
+
+    def _merge(self, future: concurrent.futures.Future, chunk: pa.Buffer, release) -> None:
+        result = future.result()
+        release(chunk)
+        for reason, count, examples in result.skips:
+            for line, field, problem in examples:
+                self.report.skip(reason, f"{format_location(self.source, self.lines_read + line, field)}: {problem}")
+            if count > len(examples):
+                self.report.skip(reason, count=count - len(examples))
+        relation_ids = np.array([self.builder.add_relation(text) for text in result.relation_texts], dtype=np.int64)
+        self.relations.append(relation_ids[result.relation_indices])
+        self.entity_keys.append(result.entity_keys)
+        self.lines_read += result.num_lines
 
     def _add_triplets(self) -> None:
         """Turns the kept rows into entities and triplets: the keys of all of them are dictionary-encoded at once
         (the dictionary lists every concept in order of first appearance), so only each distinct concept reaches
         the builder, in one bulk call; the triplets go in as three int64 columns."""
-        if not self.relations:
+        if not any(len(relations) for relations in self.relations):
             return
-        # Start keys then end keys of each validated batch, in file order: entity ids in order of first appearance.
-        keys = pa.chunked_array([key for pair in zip(self.start_keys, self.end_keys) for key in pair], pa.string())
-        self.start_keys, self.end_keys = [], []
-        encoded = pc.dictionary_encode(keys)
-        indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks]
+        # Keys in file order (start then end of each row): entity ids in order of first appearance.
+        encoded = pc.dictionary_encode(pa.chunked_array(self.entity_keys, pa.string()))
+        self.entity_keys = []
+        indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
         concepts = encoded.chunk(encoded.num_chunks - 1).dictionary  # every chunk shares the whole dictionary
         entities = self.builder.add_text_entities(concepts.to_pylist(), _labels(concepts).to_pylist())
-        heads = entities[np.concatenate(indices[0::2])]
-        tails = entities[np.concatenate(indices[1::2])]
+        heads, tails = entities[indices[0::2]], entities[indices[1::2]]
         relations = np.concatenate(self.relations)
         self.relations = []
         self.builder.add_triplets(heads, relations, tails)
@@ -571,8 +680,4 @@ def load_conceptnet(
         selected_relations = pa.array(sorted({_relation_uri(name_) for name_ in relations}), type=pa.binary())
         if len(selected_relations) == 0:
             raise ValueError("`relations` is empty: no assertion could be kept")
-    options = (path, name, language_prefixes, selected_relations, min_weight, collapse_senses)
-    try:
-        return _ConceptNetReader(*options, use_threads=True).read()
-    except _RestartSingleThreaded:
-        return _ConceptNetReader(*options, use_threads=False).read()
+    return _ConceptNetReader(path, name, language_prefixes, selected_relations, min_weight, collapse_senses).read()
