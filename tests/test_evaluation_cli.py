@@ -83,3 +83,32 @@ def test_ablation_table_is_mean_and_sample_std_over_seeds(tmp_path):
     markdown = Path(args.results_md).read_text()
     assert "| CLIP (stage 0) | 0.300 ± 0.141 |" in markdown and "| — |" in markdown
     assert Path(args.chart).stat().st_size > 0
+
+
+def test_ablation_trains_only_missing_runs_side_by_side_and_names_a_failed_run_log(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    ablation = _script("reproduce_ablation")
+    args = ablation.parse_args(["--output_dir", str(tmp_path), "--parallel_runs", "2"])
+    finished = Path(ablation.run_dir_of(args, "full", 0))
+    finished.mkdir(parents=True)
+    (finished / "metrics.json").write_text("{}")
+    script = (
+        "import os, sys; run_dir = sys.argv[1]; print('threads', os.environ.get('OMP_NUM_THREADS'));"
+        "open(os.path.join(run_dir, 'metrics.json'), 'w').write('{}') if sys.argv[2] == '0' else sys.exit(3)"
+    )
+
+    def fake_command(args, stage0_dir, row, seed, recipe):
+        return [sys.executable, "-c", script, ablation.run_dir_of(args, row, seed), "0" if row != "no_g2e" else "1"]
+
+    monkeypatch.setattr(ablation, "pretrain_command", fake_command)
+    jobs = [("full", 0), ("full", 1), ("no_e2e", 0), ("no_e2e", 1)]
+    assert ablation.train_runs(args, "stage0", jobs, recipe={}) == 3
+    threads = "None" if ablation.torch.cuda.is_available() else str(max(1, (os.cpu_count() or 1) // 2))
+    for row, seed in jobs[1:]:
+        assert ablation.is_finished(ablation.run_dir_of(args, row, seed))
+        assert (Path(ablation.run_dir_of(args, row, seed)) / "train.log").read_text() == f"threads {threads}\n"
+    assert not (finished / "train.log").exists()  # reused, not trained again
+    with pytest.raises(SystemExit, match=r"no_g2e seed 0: .* exited with 3, see .*no_g2e/seed0/train.log"):
+        ablation.train_runs(args, "stage0", [("no_g2e", 0)], recipe={})
