@@ -304,9 +304,31 @@ def main(argv: list[str] | None = None) -> dict:
         ("section", "figure", "value", "target", "met"),
         [(name, t["name"], t["value"], t["target"], t["met"]) for name, t in results["targets"].items()],
     )
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.output}")
+    written = _merged_into_earlier(args.output, results, sections) if set(sections) != set(SECTIONS) else results
+    args.output.write_text(json.dumps(written, indent=2))
+    print(
+        f"\nwrote {args.output}"
+        + (" (the sections run replace theirs; the others kept)" if written is not results else "")
+    )
     return results
+
+
+def _merged_into_earlier(path: Path, results: dict, sections: list[str]) -> dict:
+    """A run of some sections updates those sections of the results file already at `path` (of the same mode,
+    full or quick) instead of replacing the whole file: sections are measured one per process, and a section
+    measured again after a change must not erase the others. `reruns` records when each replaced section ran."""
+    if not path.is_file():
+        return results
+    earlier = json.loads(path.read_text())
+    if earlier.get("quick") != results["quick"]:
+        return results
+    for name in sections:
+        earlier["sections"][name] = results["sections"][name]
+        earlier["targets"].pop(name, None)
+        if name in results["targets"]:
+            earlier["targets"][name] = results["targets"][name]
+        earlier.setdefault("reruns", {})[name] = {"date": results["environment"]["date"]}
+    return earlier
 
 
 if __name__ == "__main__":

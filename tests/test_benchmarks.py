@@ -10,24 +10,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_run_writes_results(tmp_path):
-    output = tmp_path / "results.json"
+def _run_quick(sections: str, output: Path) -> None:
     subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--quick",
-            "--only",
-            "inference,training",
-            "--threads",
-            "1",
-            "--output",
-            str(output),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", sections, "--threads", "1"]
+        + ["--output", str(output)],
         check=True,
         timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
     )
+
+
+def test_quick_run_writes_results(tmp_path):
+    output = tmp_path / "results.json"
+    _run_quick("inference,training", output)
     results = json.loads(output.read_text())
     assert results["quick"] is True
     assert set(results["sections"]) == {"inference", "training"}
@@ -54,3 +49,10 @@ def test_quick_run_writes_results(tmp_path):
     assert counts["literal_fusion_passes"] > counts["batched_fusion_sequences"]
     assert counts["literal_tower_passes"] > counts["batched_tower_rows"]
     assert set(results["targets"]) == {"inference", "training"}
+
+    # Measuring one section again replaces that section only: the file keeps the others and says what was rerun.
+    _run_quick("inference", output)
+    merged = json.loads(output.read_text())
+    assert merged["sections"]["training"] == training
+    assert merged["sections"]["inference"] != inference  # new timings
+    assert set(merged["targets"]) == {"inference", "training"} and set(merged["reruns"]) == {"inference"}
