@@ -2,7 +2,7 @@
 """
 The structure of the paper's loss ablation (Pan et al., 2022, Tables 5-6) on the demo world, over several seeds.
 
-    python examples/reproduce_ablation.py                      # 7 rows x 3 seeds: about 30 min on 2 CPU cores
+    python examples/reproduce_ablation.py                      # 7 rows x 3 seeds: about 25 min on 2 CPU cores
     python examples/reproduce_ablation.py --smoke              # tiny sizes, about a minute: checks the plumbing only
     python examples/reproduce_ablation.py --rows clip full full_no_kd --seeds 0 1 2 3 4
 
