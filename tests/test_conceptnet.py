@@ -165,8 +165,11 @@ def _many_lines(count: int) -> list[str]:
     ]
 
 
-def test_truncated_gzip_names_file_and_line(tmp_path):
-    lines = _many_lines(60_000)  # about 20 MB of text: several Arrow blocks
+def test_truncated_gzip_names_file_and_line(tmp_path, monkeypatch):
+    from knowledge_clip.data import conceptnet
+
+    monkeypatch.setattr(conceptnet, "_CHUNK_BYTES", 1 << 20)  # about 29 MB of text: many chunks are merged before
+    lines = _many_lines(60_000)
     data = gzip.compress(("\n".join(lines) + "\n").encode())
     path = tmp_path / "conceptnet-assertions-5.7.0.csv.gz"
     path.write_bytes(data[: len(data) * 3 // 4])
@@ -186,7 +189,10 @@ def test_corrupt_gzip_is_a_clear_error(tmp_path):
         load_conceptnet(path)
 
 
-def test_line_numbers_stay_exact_across_blocks_and_malformed_rows(tmp_path):
+def test_line_numbers_stay_exact_across_chunks_and_malformed_rows(tmp_path, monkeypatch):
+    from knowledge_clip.data import conceptnet
+
+    monkeypatch.setattr(conceptnet, "_CHUNK_BYTES", 1 << 20)  # 19 MB of text: the rows below lie in 3 chunks
     lines = _many_lines(40_000)
     lines[10] = "only\ttwo"
     lines[35_000] = lines[35_000].replace('"weight": 1.0}', '"weight": 1.0,}')
