@@ -120,6 +120,21 @@ def test_every_bad_row_is_counted_once_and_located(tmp_path):
     assert "/c/enm/beest" in report.examples["language"][1] and ": end: " in report.examples["language"][1]
 
 
+def test_lines_end_at_newline_only(tmp_path):
+    """Control bytes other than tab and newline are field content, and CRLF line ends leave the rows intact."""
+    lines = [
+        VALID[0].replace("/a/[", "/a/\x00[", 1),  # a NUL byte in the assertion URI, which is not validated
+        assertion("/r/IsA", "/c/en/bell\x07", "/c/en/sound"),  # a control byte in a concept: part of its key
+        VALID[1] + "\r",  # CRLF: the carriage return ends the JSON column as whitespace
+        VALID[2].replace('"dataset"', '"data\rset"'),  # a raw CR inside a JSON string: invalid JSON, one row
+    ]
+    graph = load_conceptnet(write(tmp_path / "assertions.csv", lines))
+    report = graph.report
+    assert (report.records_read, report.triplets_loaded, report.skipped) == (4, 3, {"bad json": 1})
+    assert report.examples["bad json"][0].startswith(f"{tmp_path / 'assertions.csv'}:4: json: ")
+    assert "/c/en/bell\x07" in {graph.entity_key(i) for i in range(graph.num_entities)}
+
+
 def test_min_weight_and_relations_filters(tmp_path):
     path = write(tmp_path / "assertions.csv", VALID)
     heavy = load_conceptnet(path, min_weight=1.5)
@@ -276,15 +291,15 @@ def test_malformed_concepts_and_relations_are_counted_once(tmp_path):
 
 
 def test_byte_prefix_tests_match_python_startswith():
-    import pyarrow as pa
-
     from knowledge_clip.data.conceptnet import _Column
 
     rng = np.random.default_rng(0)
     alphabet = list("/cen") + ["/c/", "/c/en/", "/r/ExternalURL"]
     values = [b"".join(rng.choice(alphabet, size=rng.integers(0, 5)).astype(str).astype(bytes)) for _ in range(500)]
     values += [b"", b"/", b"/c/e", b"/c/en"]  # short values at the end of the buffer
-    column = _Column(pa.array(values, type=pa.binary()).slice(3))
+    ends = np.cumsum([len(value) for value in values])
+    data = np.frombuffer(b"".join(values), dtype=np.uint8)
+    column = _Column(data, (ends - [len(value) for value in values])[3:], ends[3:])
     for prefix in (b"/", b"/c/", b"/c/en/", b"/r/ExternalURL", b"/c/en/c"):
         expected = [value.startswith(prefix) for value in values[3:]]
         assert column.matches(prefix).tolist() == expected

@@ -4,12 +4,14 @@ The dump is a tab-separated file (despite its name) with no header and five colu
 start URI, end URI, and a JSON object with ``dataset``, ``license``, ``sources`` and ``weight`` (plus
 ``surfaceText``/``surfaceStart``/``surfaceEnd`` when present). It has 34 million rows, about 3.4 million with two
 English ends. The loader cuts the file into chunks of complete lines (16 MiB; gzip inflated on the fly), so memory
-stays bounded whatever the file size, and parses the chunks in a pool of threads, one per core: Arrow's CSV reader
-splits each chunk into undecoded binary columns and numpy byte tests classify its rows; only the rows that pass are
-validated (Arrow's JSON reader for the weights, numpy byte slicing at the ``/`` positions for keys and labels). No
-Python code runs per row. The chunks' results are merged in file order, so entity ids (order of first appearance),
-relation ids, line numbers and skip examples do not depend on the chunk size or the thread timing; the keys of all
-kept rows are dictionary-encoded once at the end, so per distinct concept only the final bulk insert runs.
+stays bounded whatever the file size, and parses the chunks in a pool of threads, one per core: one numpy scan finds
+each chunk's tabs and newlines (the fields are then byte ranges of the chunk: nothing is copied or decoded) and numpy
+byte tests classify its rows; only the rows that pass are copied out and validated (Arrow's JSON reader for the
+weights, numpy byte slicing at the ``/`` positions for keys and labels). No Python code runs per row. Lines end at
+``\n`` only, as the dump writes them (a ``\r`` before it is whitespace of the JSON column). The chunks' results are
+merged in file order, so entity ids (order of first appearance), relation ids, line numbers and skip examples do not
+depend on the chunk size or the thread timing; the keys of all kept rows are dictionary-encoded once at the end, so
+per distinct concept only the final bulk insert runs.
 
 Per row, in this order (each skipped row is counted once, under the first reason that applies):
 
@@ -31,7 +33,6 @@ So ``report.records_read == report.triplets_loaded + report.total_skipped``.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import concurrent.futures
 import dataclasses
@@ -45,7 +46,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from ..errors import TruncatedFileError, format_location
@@ -104,25 +104,6 @@ def _relation_uri(name: str) -> bytes:
 
 def _shown(value: bytes) -> str:
     return value[:100].decode("utf-8", errors="replace")
-
-
-class _LineIndex:
-    """Maps the ordinal of a row the CSV reader produced to its physical line number (both within one chunk).
-
-    The reader drops the (rare) lines with a wrong number of columns, so every later row moves down by one line per
-    rejected line before it.
-    """
-
-    def __init__(self, rejected_lines: list[int]):
-        self.rejected_lines = sorted(rejected_lines)
-
-    def line_of(self, ordinal: int) -> int:
-        line = ordinal + 1
-        while True:
-            shifted = ordinal + 1 + bisect.bisect_right(self.rejected_lines, line)
-            if shifted == line:
-                return line
-            line = shifted
 
 
 def _line_chunks(stream: pa.NativeFile) -> Iterator[pa.Buffer]:
@@ -195,10 +176,6 @@ def _open_stream(path: Path) -> tuple[pa.NativeFile, Callable[[pa.Buffer], None]
 
 def _keep(chunk: pa.Buffer) -> None:
     """Nothing to hand back: the chunk's memory is freed with it."""
-
-
-def _explain_empty_line(relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
-    return "columns", "empty line (1 column, expected 5)"
 
 
 def _explain_external_url(relation_uri: bytes, start: bytes, end: bytes, metadata: bytes) -> tuple[str, str]:
@@ -326,14 +303,14 @@ def _mask(array: pa.Array) -> np.ndarray:
 
 
 class _Column:
-    """The undecoded values of a binary column seen through numpy: lengths, and the first 8 bytes of each value as
-    one little-endian uint64 word (one gather per column; prefix tests are then word compares)."""
+    """Values of a column as byte ranges of one buffer seen through numpy: lengths, and the first 8 bytes of each
+    value as one little-endian uint64 word (one gather per column; prefix tests are then word compares)."""
 
-    def __init__(self, column: pa.Array):
-        offsets, self.data = _binary_parts(column)
-        self.starts = offsets[:-1]
-        self.lengths = np.diff(offsets)
-        self.words = self._words(self.starts)
+    def __init__(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        self.data = data
+        self.starts = starts
+        self.lengths = ends - starts
+        self.words = self._words(starts)
 
     def _words(self, starts: np.ndarray) -> np.ndarray:
         # An unaligned uint64 view with a stride of one byte: element i is bytes [i, i + 8) (numpy handles
@@ -385,6 +362,56 @@ def _labels(keys: pa.Array) -> pa.Array:
     return _slices(data, text_begins, text_ends, underscores_to_spaces=True).cast(pa.string())
 
 
+class _Lines:
+    """A chunk of lines split at tabs and newlines by one numpy scan, without copying.
+
+    Fields are numbered through the chunk; every field and separator is a value of one binary array over the
+    chunk's bytes (field k is value 2k), so a column of chosen lines is one Arrow take, and numpy sees the
+    fields as byte ranges of the chunk.
+    """
+
+    def __init__(self, chunk: pa.Buffer):
+        self.data = np.frombuffer(chunk, dtype=np.uint8)
+        separators = np.flatnonzero(self.data <= ord("\n"))  # one comparison finds tabs and newlines alike
+        kinds = self.data[separators]
+        if separators.size and kinds.min() < ord("\t"):  # other control bytes belong to the fields
+            separators, kinds = separators[kinds >= ord("\t")], kinds[kinds >= ord("\t")]
+        if self.data.size and self.data[-1] != ord("\n"):  # the file's last line, without a newline
+            separators, kinds = np.append(separators, self.data.size), np.append(kinds, ord("\n"))
+        self.field_ends = separators
+        self.field_begins = np.concatenate([[0], separators[:-1] + 1])
+        line_ends = np.flatnonzero(kinds == ord("\n"))  # the last field of each line
+        self.first_fields = np.concatenate([[0], line_ends[:-1] + 1])
+        self.num_columns = line_ends - self.first_fields + 1
+        self.num_lines = len(line_ends)
+        # Offsets 0, end of field 0, begin of field 1, ...: values alternate fields and separators.
+        offsets = np.empty(2 * separators.size + 1, dtype=np.int32)
+        offsets[0], offsets[1::2] = 0, separators
+        offsets[2::2] = np.minimum(separators + 1, self.data.size)
+        self.array = pa.Array.from_buffers(pa.binary(), 2 * separators.size, [None, pa.py_buffer(offsets), chunk])
+
+    def column(self, index: int) -> _Column:
+        """Field `index` of every line as a `_Column` (meaningful for lines with more than `index` fields)."""
+        fields = np.minimum(self.first_fields + index, self.field_ends.size - 1)
+        return _Column(self.data, self.field_begins[fields], self.field_ends[fields])
+
+    def values(self, index: int, lines: np.ndarray) -> pa.Array:
+        """Field `index` of the given lines (which have more than `index` fields), as a binary array."""
+        return self.array.take(pa.array(2 * (self.first_fields[lines] + index)))
+
+    def fields(self, line: int) -> list[bytes]:
+        """Fields 1-4 of a line with 5 fields: relation, start, end and JSON."""
+        return [self.array[2 * (self.first_fields[line] + index)].as_py() for index in range(1, 5)]
+
+    def explain_column_count(self, line: int) -> tuple[str, str]:
+        if (
+            self.num_columns[line] == 1
+            and self.field_begins[self.first_fields[line]] == self.field_ends[self.first_fields[line]]
+        ):
+            return "columns", "empty line (1 column, expected 5)"
+        return "columns", f"expected 5 tab-separated columns, found {self.num_columns[line]}"
+
+
 @dataclasses.dataclass
 class _ChunkResult:
     """What one chunk of lines contributed: its line count, its skips, and its kept rows."""
@@ -411,83 +438,67 @@ class _ChunkParser:
         self.min_weight = min_weight
         self.collapse_senses = collapse_senses
         self.max_examples = max_examples
-        # Binary columns: nothing is decoded (or UTF-8 checked) until a row is kept.
-        self.convert_options = pacsv.ConvertOptions(
-            column_types=dict.fromkeys(_COLUMNS, pa.binary()), include_columns=list(_COLUMNS[1:])
-        )
         self.relation_texts: dict[bytes, str | ValueError] = {}  # relation URI -> text, or why it is none
 
     def parse(self, chunk: pa.Buffer) -> _ChunkResult:
-        rejected: list[tuple[int, int]] = []  # (line within the chunk, columns found) of lines Arrow could not split
+        lines = _Lines(chunk)
+        skips = _ChunkSkips(self.max_examples)
+        wrong = lines.num_columns != len(_COLUMNS)
+        skips.rows("wrong column count", wrong, None, lines.explain_column_count)
+        candidates, rows = self._filter(lines, ~wrong, skips)
+        return self._validate(candidates, rows, skips, num_lines=lines.num_lines)
 
-        def on_invalid_row(row) -> str:
-            rejected.append((row.number, row.actual_columns))
-            return "skip"
-
-        # Single-threaded: the threads are the reader's, one chunk each, and only then are line numbers known.
-        read_options = pacsv.ReadOptions(column_names=list(_COLUMNS), block_size=chunk.size + 1, use_threads=False)
-        parse_options = pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid_row
-        )
-        table = pacsv.read_csv(pa.BufferReader(chunk), read_options, parse_options, self.convert_options)
-        batch = table.combine_chunks().to_batches()
-        batch = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=table.schema)
-        skips = _ChunkSkips(_LineIndex([line for line, _ in rejected]), self.max_examples)
-        for line, columns in rejected:
-            skips.located("wrong column count", line, "columns", f"expected 5 tab-separated columns, found {columns}")
-        candidates, rows = self._filter(batch, skips)
-        return self._validate(candidates, rows, skips, num_lines=batch.num_rows + len(rejected))
-
-    def _filter(self, batch: pa.RecordBatch, skips: _ChunkSkips) -> tuple[pa.RecordBatch, np.ndarray]:
-        """Rules 1-5 of the module docstring, as byte tests on the undecoded columns: the rows that pass, and their
-        ordinals in the chunk."""
-        relations, starts, ends = (_Column(batch.column(index)) for index in range(3))
-        # An empty line reads as one row of empty columns: it has 1 column, not 5.
-        empty = (relations.lengths == 0) & (starts.lengths == 0) & (ends.lengths == 0)
-        skips.rows("wrong column count", empty, batch, None, _explain_empty_line)
-        kept = ~empty
+    def _filter(self, lines: _Lines, kept: np.ndarray, skips: _ChunkSkips) -> tuple[pa.RecordBatch, np.ndarray]:
+        """Rules 2-5 of the module docstring, as byte tests on the undecoded fields of the lines with 5 columns:
+        the rows that pass (columns 2-5, as binary), and their line indices in the chunk."""
+        relations, starts, ends = (lines.column(index) for index in (1, 2, 3))
         external = kept & relations.matches(_EXTERNAL_URL, whole=True)
-        skips.rows("ExternalURL", external, batch, None, _explain_external_url)
+        skips.rows("ExternalURL", external, None, _explained(lines.fields, _explain_external_url))
         kept &= ~external
         concept = starts.matches(b"/c/") & ends.matches(b"/c/")
-        skips.rows("non-concept end", kept & ~concept, batch, None, _explain_non_concept)
+        skips.rows("non-concept end", kept & ~concept, None, _explained(lines.fields, _explain_non_concept))
         kept &= concept
         if self.language_prefixes is not None:
             in_languages = starts.matches_any(self.encoded_prefixes) & ends.matches_any(self.encoded_prefixes)
-            skips.rows("language", kept & ~in_languages, batch, None, self._explain_language)
+            skips.rows("language", kept & ~in_languages, None, _explained(lines.fields, self._explain_language))
             kept &= in_languages
         if self.selected_relations is not None:
-            selected = _mask(pc.is_in(batch.column(0), value_set=self.selected_relations))
-            skips.rows("relation not selected", kept & ~selected, batch, None, _explain_relation)
-            kept &= selected
+            rows = np.flatnonzero(kept)
+            selected = _mask(pc.is_in(lines.values(1, rows), value_set=self.selected_relations))
+            not_selected = np.zeros_like(kept)
+            not_selected[rows[~selected]] = True
+            skips.rows("relation not selected", not_selected, None, _explained(lines.fields, _explain_relation))
+            kept &= ~not_selected
         rows = np.flatnonzero(kept)
-        return batch.take(pa.array(rows)), rows
+        columns = [lines.values(index, rows) for index in (1, 2, 3, 4)]
+        return pa.RecordBatch.from_arrays(columns, names=list(_COLUMNS[1:])), rows
 
     def _validate(
         self, candidates: pa.RecordBatch, ordinals: np.ndarray, skips: _ChunkSkips, num_lines: int
     ) -> _ChunkResult:
         """Rules 6-8 on the rows that passed the byte tests: JSON, weight, concept and relation URIs."""
         weights, json_problems = _parse_weights(candidates.column(3))
+        fields = _batch_fields(candidates)
         valid = np.ones(candidates.num_rows, dtype=bool)
         for row, problem in json_problems.items():
             valid[row] = False
-            skips.located("bad json", skips.line_index.line_of(int(ordinals[row])), "json", problem)
+            skips.located("bad json", int(ordinals[row]) + 1, "json", problem)
         missing_weight = valid & ~np.isfinite(weights)
-        skips.rows("missing or non-numeric weight", missing_weight, candidates, ordinals, _explain_weight)
+        skips.rows("missing or non-numeric weight", missing_weight, ordinals, _explained(fields, _explain_weight))
         valid &= ~missing_weight
         if self.min_weight is not None:
             light = valid & (weights < self.min_weight)
-            skips.rows("weight below min_weight", light, candidates, ordinals, self._explain_min_weight)
+            skips.rows("weight below min_weight", light, ordinals, _explained(fields, self._explain_min_weight))
             valid &= ~light
         start_keys, start_ok = _concept_keys(candidates.column(1), self.collapse_senses)
         end_keys, end_ok = _concept_keys(candidates.column(2), self.collapse_senses)
         bad_uri = valid & ~(start_ok & end_ok)
-        skips.rows("bad concept uri", bad_uri, candidates, ordinals, _explain_bad_uri)
+        skips.rows("bad concept uri", bad_uri, ordinals, _explained(fields, _explain_bad_uri))
         valid &= ~bad_uri
         encoded = pc.dictionary_encode(candidates.column(0))
         is_relation = [isinstance(self._relation_text(uri), str) for uri in encoded.dictionary.to_pylist()]
         bad_relation = valid & ~np.array(is_relation, dtype=bool)[_mask(encoded.indices)]
-        skips.rows("bad relation uri", bad_relation, candidates, ordinals, self._explain_bad_relation)
+        skips.rows("bad relation uri", bad_relation, ordinals, _explained(fields, self._explain_bad_relation))
         valid &= ~bad_relation
         rows = np.flatnonzero(valid)
         kept_relations = pc.dictionary_encode(candidates.column(0).take(rows))
@@ -528,26 +539,37 @@ class _ChunkParser:
 class _ChunkSkips:
     """The skips of one chunk, in the order they are found: per reason a count and its first located rows."""
 
-    def __init__(self, line_index: _LineIndex, max_examples: int):
-        self.line_index = line_index
+    def __init__(self, max_examples: int):
         self.max_examples = max_examples
         self.events: list[tuple[str, int, list[tuple[int, str, str]]]] = []
 
     def located(self, reason: str, line: int, field: str, problem: str) -> None:
         self.events.append((reason, 1, [(line, field, problem)]))
 
-    def rows(self, reason: str, mask: np.ndarray, table: pa.RecordBatch, ordinals: np.ndarray | None, explain):
-        """Counts the rows of `table` selected by `mask`; only the first few are located (for the examples).
+    def rows(self, reason: str, mask: np.ndarray, line_indices: np.ndarray | None, explain) -> None:
+        """Counts the rows selected by `mask`; only the first few are located and explained (for the examples).
 
-        `ordinals` maps the rows of `table` to the rows Arrow produced for the chunk (`None`: the same rows).
+        Args:
+            line_indices: The line index in the chunk of each row (`None`: rows are lines).
+            explain: Returns ``(field, problem)`` of a row.
         """
         count = int(mask.sum())
         if count:
             examples = []
             for row in np.flatnonzero(mask)[: self.max_examples].tolist():
-                line = self.line_index.line_of(row if ordinals is None else int(ordinals[row]))
-                examples.append((line, *explain(*(column[row].as_py() for column in table.columns))))
+                line = row if line_indices is None else int(line_indices[row])
+                examples.append((line + 1, *explain(row)))
             self.events.append((reason, count, examples))
+
+
+def _explained(fields: Callable[[int], list[bytes]], explain: Callable[..., tuple[str, str]]):
+    """A row's ``(field, problem)``: `explain` called with the relation, start, end and JSON `fields` of the row."""
+    return lambda row: explain(*fields(row))
+
+
+def _batch_fields(batch: pa.RecordBatch) -> Callable[[int], list[bytes]]:
+    """The values of a row of `batch` (columns relation, start, end and JSON)."""
+    return lambda row: [column[row].as_py() for column in batch.columns]
 
 
 class _ConceptNetReader:
