@@ -78,8 +78,9 @@ class KnowledgeTripletDataset(torch.utils.data.Dataset):
         graphs (`KnowledgeGraph` or `Sequence[KnowledgeGraph]`):
             The graphs to draw from; `graph_index` is a position in this sequence.
         triplet_indices (`Sequence[np.ndarray | None]`, *optional*):
-            Per graph, the triplet indices that may be drawn (e.g. `graph.split()["train"]`); `None` (for the whole
-            argument or one graph) allows every triplet of that graph.
+            Per graph, the triplet indices that may be drawn; `None` (for the whole argument or one graph) allows
+            every triplet of that graph. Not a way to hold triplets out: the collator samples G2E edges from its whole
+            graphs, so pass training subgraphs (`graph.subgraph(split["train"])`) to both instead.
         weights (`Sequence[float]`, *optional*):
             Per graph, the relative probability of drawing from it (normalised here). Defaults to the number of
             allowed triplets of each graph, so that every triplet is equally likely.
