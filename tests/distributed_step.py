@@ -7,8 +7,7 @@ global batch of the tiny demo world; writes the losses and every parameter's gra
     python tests/distributed_step.py WORLD TOKENIZER OUT.pt           # one process, the whole global batch
     accelerate launch --multi_gpu --num_processes 2 tests/distributed_step.py WORLD TOKENIZER OUT.pt [--no_loss_gather]
 
-The tokenizer is read from a directory: BPE training is not deterministic across processes (tie-breaking follows
-hash order), so processes that each trained their own would tokenize differently.
+The tokenizer is read from a directory, so that every process tokenizes with the very same files.
 
 Process r of N collates the r-th of N equal slices of the global batch's triplet references; the single process
 collates the same slices and concatenates them, so both see exactly the same entities, views and G2E edges.

@@ -5,6 +5,7 @@ from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPTokenizer
 
 from knowledge_clip import KnowledgeCLIPConfig, KnowledgeCLIPProcessor
+from knowledge_clip.training.stage0 import train_clip_tokenizer
 
 RELATIONS = ["is a", "has part", "left of", "image of", "caption of"]
 WORDS = (
@@ -16,7 +17,7 @@ IMAGE_SIZE = 32
 
 def tiny_tokenizer() -> CLIPTokenizer:
     corpus = [" ".join(WORDS)] * 4 + RELATIONS
-    tokenizer = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=300)
+    tokenizer = train_clip_tokenizer(corpus, vocab_size=300)
     tokenizer.model_max_length = 32
     return tokenizer
 

@@ -8,7 +8,9 @@ The result is an ordinary CLIP checkpoint directory (`CLIPModel` + `CLIPProcesso
 `stage0.json` records the same arguments and data is reused as is.
 """
 
+import collections
 import hashlib
+import heapq
 import json
 import logging
 import math
@@ -21,6 +23,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
+from tokenizers import pre_tokenizers
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
 from ..data.image_text import IMAGE_OF
@@ -28,7 +31,7 @@ from ..data.images import open_view_image
 from ..graph import KnowledgeGraph, ViewKind
 from .arguments import Stage0Arguments
 
-__all__ = ["image_caption_pairs", "train_stage0_clip", "world_texts"]
+__all__ = ["image_caption_pairs", "train_clip_tokenizer", "train_stage0_clip", "world_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def train_stage0_clip(graphs: Sequence[KnowledgeGraph], args: Stage0Arguments, o
     """
     Trains (or reuses) the stage-0 CLIP and saves it with its processor to `output_dir`.
 
-    The tokenizer is a `CLIPTokenizer` trained on `world_texts(graphs)`; the text tower's `bos/eos/pad_token_id`
+    The tokenizer is a `CLIPTokenizer` trained on `world_texts(graphs)` (`train_clip_tokenizer`); the text tower's `bos/eos/pad_token_id`
     are the tokenizer's, so CLIP's EOS pooling finds the end of each text (its legacy rule for `eos_token_id == 2`
     never applies: the trained tokenizer puts its special tokens first). Images are resized and centre-cropped to
     `args.stage0_image_size` once, up front; the loop then only samples batches, with CLIP's loss, AdamW and a cosine
@@ -109,7 +112,7 @@ def train_stage0_clip(graphs: Sequence[KnowledgeGraph], args: Stage0Arguments, o
 
     start = time.perf_counter()
     torch.manual_seed(seed)
-    tokenizer = CLIPTokenizer().train_new_from_iterator(texts, vocab_size=args.stage0_vocab_size)
+    tokenizer = train_clip_tokenizer(texts, vocab_size=args.stage0_vocab_size)
     tokenizer.model_max_length = args.stage0_max_text_length
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": args.stage0_image_size},
@@ -184,6 +187,74 @@ def train_stage0_clip(graphs: Sequence[KnowledgeGraph], args: Stage0Arguments, o
         output_dir,
     )
     return output_dir
+
+
+def train_clip_tokenizer(texts: Sequence[str], vocab_size: int) -> CLIPTokenizer:
+    """
+    A `CLIPTokenizer` with a BPE vocabulary learned from `texts`, the same for the same texts in every run.
+
+    `CLIPTokenizer().train_new_from_iterator` is not reproducible: tokenizers' BPE trainer numbers the end-of-word
+    symbols (`"a</w>"`) in hash-map order and breaks ties between equally frequent pairs by those numbers, so two runs
+    can learn different merges and give every token another id (huggingface/tokenizers#1794). This is the same
+    training — CLIP's normalizer and pre-tokenizer split the texts into words, the vocabulary starts with the special
+    tokens and the 256 byte-level symbols, and the most frequent pair is merged until `vocab_size` tokens or no pair
+    is left — with ties broken by the pairs' text.
+
+    Args:
+        texts (`Sequence[str]`): The training texts.
+        vocab_size (`int`): Largest vocabulary size, special tokens included.
+    """
+    backend = CLIPTokenizer().backend_tokenizer
+    word_counts = collections.Counter(
+        word
+        for text in texts
+        for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))
+    )
+    words = [[*word[:-1], word[-1] + "</w>"] for word in word_counts]
+    counts = list(word_counts.values())
+    vocab = ["<|startoftext|>", "<|endoftext|>", *sorted(pre_tokenizers.ByteLevel.alphabet())]
+    vocab += sorted({symbol for symbols in words for symbol in symbols} - set(vocab))
+    known = set(vocab)
+    pair_counts = collections.Counter()
+    pair_words = collections.defaultdict(set)  # pair -> words it occurs in (or did: merges make entries stale)
+    for index, symbols in enumerate(words):
+        for pair in zip(symbols, symbols[1:]):
+            pair_counts[pair] += counts[index]
+            pair_words[pair].add(index)
+    heap = [(-count, pair) for pair, count in pair_counts.items()]  # most frequent first, then by text
+    heapq.heapify(heap)
+    merges = []
+    while heap and len(vocab) < vocab_size:
+        negative_count, pair = heapq.heappop(heap)
+        if pair_counts[pair] != -negative_count:  # stale: the pair's count changed since it was pushed
+            continue
+        merges.append(pair)
+        merged = pair[0] + pair[1]
+        if merged not in known:
+            vocab.append(merged)
+            known.add(merged)
+        changed = set()
+        for index in pair_words.pop(pair):
+            symbols, merged_symbols, position = words[index], [], 0
+            while position < len(symbols):
+                if tuple(symbols[position : position + 2]) == pair:
+                    merged_symbols.append(merged)
+                    position += 2
+                else:
+                    merged_symbols.append(symbols[position])
+                    position += 1
+            for old_pair in zip(symbols, symbols[1:]):
+                pair_counts[old_pair] -= counts[index]
+                changed.add(old_pair)
+            for new_pair in zip(merged_symbols, merged_symbols[1:]):
+                pair_counts[new_pair] += counts[index]
+                pair_words[new_pair].add(index)
+                changed.add(new_pair)
+            words[index] = merged_symbols
+        for changed_pair in changed:
+            if pair_counts[changed_pair] > 0:
+                heapq.heappush(heap, (-pair_counts[changed_pair], changed_pair))
+    return CLIPTokenizer(vocab={token: index for index, token in enumerate(vocab)}, merges=merges)
 
 
 def _stage0_config(args: Stage0Arguments, tokenizer: CLIPTokenizer) -> CLIPConfig:
