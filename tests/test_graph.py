@@ -2,6 +2,7 @@
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from knowledge_clip.errors import EmptyGraphError
@@ -121,6 +122,30 @@ def test_add_text_entities_in_bulk_matches_add_entity():
     assert graph.entity_views(2) == [_text("see"), _text("sea")] and graph.entity_views(0) == [_text("bee")]
     with pytest.raises(ValueError):
         KnowledgeGraphBuilder("h").add_text_entities(["a"], ["x", "y"])
+
+
+@pytest.mark.parametrize("as_arrow", [False, True], ids=["lists", "arrow"])
+def test_add_text_entities_from_arrow_arrays_matches_lists(as_arrow):
+    """Arrow arrays of new entities stay in Arrow until looked up; any other input (an existing or repeated key, an
+    empty text) takes the same path as lists: the ids, errors, graph, report and examples are the same."""
+    convert = (lambda values: pa.array(values, type=pa.string())) if as_arrow else list
+    builder = KnowledgeGraphBuilder("g")
+    ids = [builder.add_text_entities(convert(["a", "c"]), convert(["ay", "see"])).tolist()]
+    ids.append(builder.add_text_entities(convert(["x", "y"]), convert(["ex", "why"])).tolist())
+    builder.add_triplets([0, 1, 0], [builder.add_relation("r")] * 3, [1, 1, 1])  # a self-loop and a duplicate
+    builder.add_triplet(2, "r", 3)
+    assert builder.num_entities == 4
+    ids.append(builder.add_text_entities(convert(["c", "b", "b"]), convert(["sea", "bee", "bea"])).tolist())
+    with pytest.raises(ValueError, match="non-empty text"):
+        builder.add_text_entities(convert(["e"]), convert([""]))
+    assert builder.get_entity_id("y") == 3
+    graph = builder.build()
+    assert ids == [[0, 1], [2, 3], [1, 4, 4]]
+    assert [graph.entity_key(i) for i in range(graph.num_entities)] == ["a", "c", "x", "y", "b", "e"]
+    assert graph.entity_views(1) == [_text("see"), _text("sea")]
+    assert graph.entity_views(4) == [_text("bee"), _text("bea")]
+    assert graph.report.skipped == {"duplicate triplet": 1, "self-loop": 1}
+    assert graph.report.examples["self-loop"] == ["c -[r]-> c"]
 
 
 def test_view_path_check_is_cached_but_still_refuses_bad_paths():

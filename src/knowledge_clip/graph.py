@@ -179,19 +179,8 @@ def _entities_schema() -> pa.Schema:
 def _views_to_arrow(views_per_entity: Sequence[Sequence[EntityView] | str]) -> pa.Array:
     """Builds the ``views`` list column; an entry may be a plain string, the compact form of one TEXT view."""
     # Flat child columns plus offsets: much cheaper than building nested Python dicts for millions of entities.
-    if set(map(type, views_per_entity)) <= {str}:  # text-only graphs (ConceptNet): one column, no Python loop
-        num_entities = len(views_per_entity)
-        struct = pa.StructArray.from_arrays(
-            [
-                pa.array(np.full(num_entities, int(ViewKind.TEXT), dtype=np.int8)),
-                pa.array(views_per_entity, type=pa.string()),
-                pa.nulls(num_entities, type=pa.string()),
-                pa.nulls(num_entities, type=pa.list_(pa.float64())),
-            ],
-            names=["kind", "text", "path", "box"],
-        )
-        offsets = pa.array(np.arange(num_entities + 1, dtype=np.int32))
-        return pa.ListArray.from_arrays(offsets, struct, type=_views_arrow_type())
+    if set(map(type, views_per_entity)) <= {str}:  # text-only graphs: one column, no Python loop
+        return _text_views_to_arrow(pa.array(views_per_entity, type=pa.string()))
     counts, kinds, texts, paths, boxes = [], [], [], [], []
     for views in views_per_entity:
         if isinstance(views, str):
@@ -221,6 +210,22 @@ def _views_to_arrow(views_per_entity: Sequence[Sequence[EntityView] | str]) -> p
     return pa.ListArray.from_arrays(pa.array(offsets), struct, type=_views_arrow_type())
 
 
+def _text_views_to_arrow(texts: pa.Array) -> pa.Array:
+    """The ``views`` list column of entities with one TEXT view each, from their texts (a string array)."""
+    num_entities = len(texts)
+    struct = pa.StructArray.from_arrays(
+        [
+            pa.array(np.full(num_entities, int(ViewKind.TEXT), dtype=np.int8)),
+            texts,
+            pa.nulls(num_entities, type=pa.string()),
+            pa.nulls(num_entities, type=pa.list_(pa.float64())),
+        ],
+        names=["kind", "text", "path", "box"],
+    )
+    offsets = pa.array(np.arange(num_entities + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, struct, type=_views_arrow_type())
+
+
 def _view_from_arrow(record: dict[str, Any]) -> EntityView:
     box = record["box"]
     return EntityView(ViewKind(record["kind"]), record["text"], record["path"], tuple(box) if box else None)
@@ -248,6 +253,9 @@ class KnowledgeGraphBuilder:
         self._entity_keys: list[str] = []
         # Per entity, a tuple of views, or just the text when the entity has exactly one TEXT view.
         self._entity_views: list[tuple[EntityView, ...] | str] = []
+        # Entities added in bulk as Arrow string arrays (keys, texts), after the ones above: they stay in Arrow
+        # (a million Python strings cost more than reading them) until an entity is looked up or changed.
+        self._arrow_entities: list[tuple[pa.Array, pa.Array]] = []
         self._relation_ids: dict[str, int] = {}
         self._relations: list[str] = []
         self._heads = array("q")
@@ -262,7 +270,7 @@ class KnowledgeGraphBuilder:
     @property
     def num_entities(self) -> int:
         """`int`: Number of entities added so far."""
-        return len(self._entity_keys)
+        return len(self._entity_keys) + sum(len(keys) for keys, _ in self._arrow_entities)
 
     @property
     def num_triplets(self) -> int:
@@ -273,26 +281,57 @@ class KnowledgeGraphBuilder:
         if self._built:
             raise RuntimeError(f"builder {self.name!r} was already built; create a new builder")
 
+    def _python_entities(self) -> None:
+        """Moves the entities kept in Arrow into the Python lists and the key index."""
+        for keys, texts in self._arrow_entities:
+            keys, first = keys.to_pylist(), len(self._entity_keys)
+            self._entity_ids.update(zip(keys, range(first, first + len(keys))))
+            self._entity_keys.extend(keys)
+            self._entity_views.extend(texts.to_pylist())
+        self._arrow_entities = []
+
+    def _entity_key(self, entity: int) -> str:
+        if entity < len(self._entity_keys):
+            return self._entity_keys[entity]
+        entity -= len(self._entity_keys)
+        for keys, _ in self._arrow_entities:
+            if entity < len(keys):
+                return keys[entity].as_py()
+            entity -= len(keys)
+        raise IndexError(f"entity id out of range [0, {self.num_entities})")
+
     def get_entity_id(self, key: str) -> int | None:
         """Returns the id of the entity with `key`, or `None` if there is none (cheap; adds nothing)."""
+        self._python_entities()
         return self._entity_ids.get(key)
 
     def get_entity_ids(self, keys: Sequence[str]) -> list[int | None]:
         """Returns the ids of the entities with `keys` (`None` where there is none), in one pass."""
+        self._python_entities()
         return list(map(self._entity_ids.get, keys))
 
-    def add_text_entities(self, keys: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    def add_text_entities(self, keys: Sequence[str] | pa.Array, texts: Sequence[str] | pa.Array) -> np.ndarray:
         """Adds many entities with one TEXT view each, as `add_entity(key, text=text)` would, but in bulk.
 
         Args:
-            keys (`Sequence[str]`): Entity keys.
-            texts (`Sequence[str]`): The text of each entity (same length as `keys`).
+            keys (`Sequence[str]` or `pa.Array`): Entity keys.
+            texts (`Sequence[str]` or `pa.Array`): The text of each entity (same length as `keys`). Given as Arrow
+                string arrays of new, distinct, non-empty keys and non-empty texts, they stay in Arrow until the
+                graph is built (for graphs of millions of entities, such as ConceptNet's).
 
         Returns:
             `np.ndarray`: The int64 entity ids, one per key (existing ids for keys already added).
         """
         self._check_open()
-        keys, texts = list(keys), list(texts)
+        if len(keys) != len(texts):
+            raise ValueError(f"got {len(keys)} keys but {len(texts)} texts")
+        if isinstance(keys, pa.Array) and isinstance(texts, pa.Array) and self._are_new_text_entities(keys, texts):
+            first = self.num_entities
+            self._arrow_entities.append((keys, texts))
+            return np.arange(first, first + len(keys), dtype=np.int64)
+        self._python_entities()
+        keys = keys.to_pylist() if isinstance(keys, pa.Array) else list(keys)
+        texts = texts.to_pylist() if isinstance(texts, pa.Array) else list(texts)
         if len(keys) != len(texts):
             raise ValueError(f"got {len(keys)} keys but {len(texts)} texts")
         first = len(self._entity_keys)
@@ -311,6 +350,20 @@ class KnowledgeGraphBuilder:
             return np.arange(first, first + len(keys), dtype=np.int64)
         return np.array([self.add_entity(key, text=text) for key, text in zip(keys, texts)], dtype=np.int64)
 
+    def _are_new_text_entities(self, keys: pa.Array, texts: pa.Array) -> bool:
+        """Whether Arrow `keys` and `texts` are strings without nulls, the keys distinct, new and non-empty and the
+        texts non-empty: entities that `add_text_entities` may keep in Arrow."""
+        if (
+            not (pa.types.is_string(keys.type) and pa.types.is_string(texts.type))
+            or keys.null_count + texts.null_count
+        ):
+            return False
+        if len(keys) and min(pc.min(pc.binary_length(keys)).as_py(), pc.min(pc.binary_length(texts)).as_py()) == 0:
+            return False
+        earlier = [pa.array(self._entity_keys, type=pa.string())] + [added for added, _ in self._arrow_entities]
+        # Distinct and new at once: no key may collide with another one, earlier or not.
+        return len(pc.unique(pa.chunked_array([*earlier, keys], type=pa.string()))) == self.num_entities + len(keys)
+
     def add_entity(self, key: str, views: Sequence[EntityView] = (), text: str | None = None) -> int:
         """Adds an entity, or extends the views of the existing entity with the same key.
 
@@ -324,6 +377,7 @@ class KnowledgeGraphBuilder:
             `int`: The entity id.
         """
         self._check_open()
+        self._python_entities()
         entity = self._entity_ids.get(key)
         if entity is None:
             _check_key(key)
@@ -350,6 +404,7 @@ class KnowledgeGraphBuilder:
         self._check_open()
         if not isinstance(view, EntityView):
             raise TypeError(f"views are EntityView instances, got {type(view).__name__}")
+        self._python_entities()
         if not 0 <= entity < len(self._entity_views):
             raise IndexError(f"entity id {entity} out of range [0, {len(self._entity_views)})")
         views = self._entity_views[entity]
@@ -390,7 +445,7 @@ class KnowledgeGraphBuilder:
             relation = self.add_relation(relation)
         # Python ints: numpy integers would overflow in the packed key.
         head, relation, tail = int(head), int(relation), int(tail)
-        num_entities = len(self._entity_keys)
+        num_entities = self.num_entities
         if not (0 <= head < num_entities and 0 <= tail < num_entities):
             raise IndexError(f"triplet ({head}, {relation}, {tail}) refers to an entity outside [0, {num_entities})")
         if not 0 <= relation < len(self._relations):
@@ -468,7 +523,8 @@ class KnowledgeGraphBuilder:
         self._rejected[reason] += 1
         examples = self._rejected_examples[reason]
         if len(examples) < LoadReport.max_examples:
-            examples.append(f"{self._entity_keys[head]} -[{self._relations[relation]}]-> {self._entity_keys[tail]}")
+            head_key, tail_key = self._entity_key(head), self._entity_key(tail)
+            examples.append(f"{head_key} -[{self._relations[relation]}]-> {tail_key}")
 
     def build(self, report: LoadReport | None = None) -> KnowledgeGraph:
         """Builds the graph (the builder cannot be used afterwards).
@@ -503,11 +559,14 @@ class KnowledgeGraphBuilder:
                 file=report.source,
             )
         self._built = True
+        arrow_keys, arrow_texts = zip(*self._arrow_entities) if self._arrow_entities else ((), ())
+        keys = pa.concat_arrays([pa.array(self._entity_keys, type=pa.string()), *arrow_keys])
+        views = [_views_to_arrow(self._entity_views), *map(_text_views_to_arrow, arrow_texts)]
         entities = pa.table(
             {
-                "key": pa.array(self._entity_keys, type=pa.string()),
-                "source": pa.array(np.zeros(len(self._entity_keys), dtype=np.int64)),
-                "views": _views_to_arrow(self._entity_views),
+                "key": keys,
+                "source": pa.array(np.zeros(len(keys), dtype=np.int64)),
+                "views": pa.concat_arrays(views),
             }
         )
         # np.frombuffer shares the array('q') buffers (no copy); the builder is closed, so they never change.
@@ -523,6 +582,7 @@ class KnowledgeGraphBuilder:
             report=report,
         )
         self._entity_ids, self._entity_keys, self._entity_views, self._triplet_keys = {}, [], [], set()
+        self._arrow_entities = []
         self._num_indexed = 0
         return graph
 
@@ -535,10 +595,14 @@ def _first_occurrences(heads: np.ndarray, relations: np.ndarray, tails: np.ndarr
     bounds = [int(values.max()) + 1 for values in (heads, relations, tails)]
     if bounds[0] * bounds[1] * bounds[2] < 1 << 63:  # one int64 key per row
         keys = (heads * bounds[1] + relations) * bounds[2] + tails
-        _, indices = np.unique(keys, return_index=True)  # stable: the first occurrence of each key
+        # Arrow numbers distinct values in order of first appearance: a row is a first occurrence where its
+        # number exceeds every number before it.
+        numbers = pc.dictionary_encode(pa.array(keys)).indices.to_numpy()
+        first[0] = True
+        first[1:] = numbers[1:] > np.maximum.accumulate(numbers)[:-1]
     else:
         _, indices = np.unique(np.stack([heads, relations, tails], axis=1), axis=0, return_index=True)
-    first[indices] = True
+        first[indices] = True
     return first
 
 
