@@ -13,6 +13,7 @@ RUNTIME = [
     "pillow>=10",
     "tokenizers>=0.21",
     "numpy>=1.26",
+    "numba>=0.60",  # the ConceptNet loader's byte-level loops (wheels everywhere: no compiler at install)
     "pyarrow>=15",
     "pyyaml>=6",
     "jinja2>=3.1",  # huggingface_hub.ModelCard.from_template

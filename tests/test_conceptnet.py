@@ -4,6 +4,7 @@ import gzip
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from knowledge_clip.data.conceptnet import load_conceptnet, relation_text, uri_to_label
@@ -290,17 +291,136 @@ def test_malformed_concepts_and_relations_are_counted_once(tmp_path):
     assert keys["/c/fr/chat_noir"] == "chat noir" and keys["/c/en/cat"] == "cat"
 
 
-def test_byte_prefix_tests_match_python_startswith():
-    from knowledge_clip.data.conceptnet import _Column
+def _reference_reason(line: bytes, prefixes: tuple[bytes, ...] | None) -> str | None:
+    """Rules 1-4 of the loader written plainly: why `line` is dropped, or None."""
+    fields = line.split(b"\t")
+    if len(fields) != 5:
+        return "wrong column count"
+    relation, start, end = fields[1:4]
+    if relation == b"/r/ExternalURL":
+        return "ExternalURL"
+    if not (start.startswith(b"/c/") and end.startswith(b"/c/")):
+        return "non-concept end"
+    if prefixes is not None and not (start.startswith(prefixes) and end.startswith(prefixes)):
+        return "language"
+    return None
 
+
+def _reference_text_segment(uri: bytes) -> bytes:
+    """The text segment of a concept URI, b"" when it has no language or no text."""
+    parts = uri.split(b"/")
+    return parts[3] if len(parts) > 3 and parts[2] else b""
+
+
+@pytest.mark.parametrize("languages", [None, ("en",), ("en", "roa-opt-xyz")], ids=["all", "en", "long-code"])
+def test_compiled_byte_rules_match_a_python_reference(languages):
+    """`parse_chunk` against rules 1-4 written plainly, on random lines with short, empty and odd fields, control
+    bytes and non-ASCII bytes, at every alignment of the chunk, with and without a final newline."""
+    from knowledge_clip.data import _conceptnet_kernels as kernels
+    from knowledge_clip.data.conceptnet import _ChunkLines, _ChunkParser
+
+    prefixes = None if languages is None else tuple(f"/c/{code}/".encode() for code in languages)
+    parser = _ChunkParser(None if prefixes is None else tuple(p.decode() for p in prefixes), None, None, True, 5)
+    pool = [b"", b"/", b"/c", b"/c/", b"/c/en", b"/c/en/", b"/c/enm/beest", b"/c/en/ice_cream/n/wn/food", b"/c//x"]
+    pool += [b"/c/en//n", b"/c/roa-opt-xyz/w", b"/c/roa-opt-xy/w", b"/c/fr/chat", b"/x/en/un", b"http://x/y"]
+    pool += [b"/r/ExternalURL", b"/r/ExternalURLs", b"/r/IsA", b"/c/en/bell\x07", b"/c/en/caf\xc3\xa9", b"a\rb"]
+    pool += [b'{"weight": 1.5}', b'{"weight": "x"}', b"{}", b"[1]", b'{"weight": 2', b"x" * 20]
     rng = np.random.default_rng(0)
-    alphabet = list("/cen") + ["/c/", "/c/en/", "/r/ExternalURL"]
-    values = [b"".join(rng.choice(alphabet, size=rng.integers(0, 5)).astype(str).astype(bytes)) for _ in range(500)]
-    values += [b"", b"/", b"/c/e", b"/c/en"]  # short values at the end of the buffer
-    ends = np.cumsum([len(value) for value in values])
-    data = np.frombuffer(b"".join(values), dtype=np.uint8)
-    column = _Column(data, (ends - [len(value) for value in values])[3:], ends[3:])
-    for prefix in (b"/", b"/c/", b"/c/en/", b"/r/ExternalURL", b"/c/en/c"):
-        expected = [value.startswith(prefix) for value in values[3:]]
-        assert column.matches(prefix).tolist() == expected
-        assert column.matches(prefix, whole=True).tolist() == [value == prefix for value in values[3:]]
+    for trial in range(40):
+        lines = []
+        for _ in range(int(rng.integers(1, 60))):
+            columns = int(rng.choice([1, 3, 4, 5, 5, 5, 5, 6]))
+            lines.append(b"\t".join(pool[i] for i in rng.integers(0, len(pool), size=columns)))
+        text = b"\n".join(lines) + (b"\n" if trial % 2 else b"")
+        offset = trial % 8  # the chunk's alignment in memory
+        chunk = pa.py_buffer(b" " * offset + text).slice(offset)
+        parsed = _ChunkLines(chunk, parser.patterns)
+        names = {reason: name for reason, name, _ in parser.byte_rules}
+        assert parsed.num_lines == len(lines)
+        reasons = [names.get(int(reason)) for reason in parsed.reasons]
+        assert reasons == [_reference_reason(line, prefixes) for line in lines]
+        kept = [index for index, line in enumerate(lines) if _reference_reason(line, prefixes) is None]
+        assert parsed.candidates[:, kernels.LINE].tolist() == kept
+        for candidate, index in zip(parsed.candidates, kept):
+            fields = lines[index].split(b"\t")
+            line_begin = parsed.line_ends[index - 1] + 1 if index else 0
+            tabs = (line_begin + np.cumsum([len(field) + 1 for field in fields[:4]]) - 1).tolist()
+            assert candidate[kernels.TABS].tolist() == tabs
+            for uri, (text_begin, text_end) in zip(fields[2:4], (candidate[5:7], candidate[7:9])):
+                assert text[text_begin:text_end] == _reference_text_segment(uri)
+
+
+def test_compiled_json_reader_agrees_with_python_json():
+    """The compiled reader of the JSON column never accepts what `json.loads` rejects, and finds the same weight,
+    on valid columns and on random corruptions of them; what it does not accept goes to `json`."""
+    from knowledge_clip.data import _conceptnet_kernels as kernels
+    from knowledge_clip.data.conceptnet import _python_json_weight
+
+    def compare(text: bytes) -> int:
+        data = np.frombuffer(text, dtype=np.uint8)
+        words = np.ndarray((max(data.size - 7, 0),), dtype="<u8", buffer=data, strides=(1,))
+        status, weight = kernels._json_weight(data, words, 0, data.size)
+        if status == kernels.JSON_READ:
+            expected, problem = _python_json_weight(text)
+            assert problem is None, text
+            assert (np.isnan(weight) and np.isnan(expected)) or weight == expected, text
+        return status
+
+    columns = [
+        json.dumps(json.loads(VALID[0].split("\t")[4])).encode(),
+        json.dumps(
+            {"a": "caf\u00e9 \u2603 \U0001f600", "weight": 0.5, "b": [1, -2.5e3, True, None, {"c": []}]},
+            ensure_ascii=False,
+        ).encode(),
+        b'{"weight": 1}',
+        b'{"weight": -0.125e-2}',
+        b"{}",
+        b' {"weight" : 3 } \r',
+        b'{"x": "\\u00e9\\n", "weight": 1E2}',
+        b'{"weight": 1, "weight": "x"}',
+        b'{"weight": [1]}',
+        b'{"weight": true}',
+        b'{"weight": 0.000001}',
+    ]
+    assert [compare(column) for column in columns] == [kernels.JSON_READ] * len(columns)
+    left_to_python = [b'{"weight": NaN}', b'{"w\\u0065ight": 1}', b"[1, 2]", b'{"weight": 0.30000000000000004}']
+    left_to_python += [b'{"weight": 1e400}', b'{"weight": 12345678901234567890}', b"\xef\xbb\xbf{}", b'{"a": 1,}']
+    assert [compare(column) for column in left_to_python] == [kernels.JSON_FOR_PYTHON] * len(left_to_python)
+    rng = np.random.default_rng(0)
+    alphabet = list(b' \t\r{}[]":,\\-+.eE0123456789truefalsnweight\x00\x1f\x80\xc3\xa9\xed\xa0\xf0\x9f')
+    read = 0
+    for _ in range(20_000):
+        text = bytearray(columns[int(rng.integers(len(columns)))])
+        for _ in range(int(rng.integers(1, 4))):
+            position = int(rng.integers(len(text) + 1))
+            operation = rng.random()
+            if operation < 0.4 and text:
+                del text[min(position, len(text) - 1)]
+            elif operation < 0.8:
+                text.insert(position, int(rng.choice(alphabet)))
+            elif text:
+                text[min(position, len(text) - 1)] = int(rng.choice(alphabet))
+        read += compare(bytes(text)) == kernels.JSON_READ
+    assert 1000 < read < 19_000  # both paths are exercised
+    for _ in range(5000):  # weights as Python and other writers print them
+        value = float(
+            rng.choice(
+                [rng.uniform(-10, 10), round(rng.uniform(0, 20), 3), rng.exponential() * 10.0 ** rng.integers(-30, 30)]
+            )
+        )
+        for text in (repr(value), f"{value:.3f}", f"{value:e}", f"{value:.17g}"):
+            compare(b'{"weight": ' + text.encode() + b"}")
+
+
+def test_json_columns_left_to_python_are_read_as_python_reads_them(tmp_path):
+    lines = VALID[:1] + [
+        VALID[1].replace('"weight": 1.0', '"weight": NaN'),  # 2: not a finite number
+        VALID[2].replace('"weight": 0.5', '"w\\u0065ight": 3.0'),  # 3: an escaped key: kept, weight 3
+        VALID[3].split("\t{")[0] + "\t[1, 2]",  # 4: not an object
+        assertion("/r/IsA", "/c/en/bird", "/c/en/animal", weight=10**30),  # 5: an integer past 15 digits: kept
+    ]
+    graph = load_conceptnet(write(tmp_path / "assertions.csv", lines), min_weight=2.5)
+    report = graph.report
+    assert report.skipped == {"missing or non-numeric weight": 1, "bad json": 1, "weight below min_weight": 1}
+    assert report.examples["bad json"][0].endswith(": json: expected a JSON object, got list")
+    assert graph.num_triplets == 2  # lines 3 and 5; line 1 weighs 2.0

@@ -4,14 +4,16 @@ The dump is a tab-separated file (despite its name) with no header and five colu
 start URI, end URI, and a JSON object with ``dataset``, ``license``, ``sources`` and ``weight`` (plus
 ``surfaceText``/``surfaceStart``/``surfaceEnd`` when present). It has 34 million rows, about 3.4 million with two
 English ends. The loader cuts the file into chunks of complete lines (16 MiB; gzip inflated on the fly), so memory
-stays bounded whatever the file size, and parses the chunks in a pool of threads, one per core: one numpy scan finds
-each chunk's tabs and newlines (the fields are then byte ranges of the chunk: nothing is copied or decoded) and numpy
-byte tests classify its rows; only the rows that pass are copied out and validated (Arrow's JSON reader for the
-weights, numpy byte slicing at the ``/`` positions for keys and labels). No Python code runs per row. Lines end at
-``\n`` only, as the dump writes them (a ``\r`` before it is whitespace of the JSON column). The chunks' results are
-merged in file order, so entity ids (order of first appearance), relation ids, line numbers and skip examples do not
-depend on the chunk size or the thread timing; the keys of all kept rows are dictionary-encoded once at the end, so
-per distinct concept only the final bulk insert runs.
+stays bounded whatever the file size, and parses the chunks in a pool of threads, one per core. A chunk is read by
+one compiled pass over its bytes (`_conceptnet_kernels.parse_chunk`, numba, without the GIL): it splits the lines at
+tabs and newlines 8 bytes at a time, applies rules 1-4 below to every line, and for the lines that pass reads the
+weight from the JSON column and the text segments of the concept URIs while their bytes are in the cache. Nothing is
+copied or decoded for the other lines; the kept rows' keys and relations are then cut out of the chunk as Arrow
+arrays. No Python code runs per row. Lines end at ``\n`` only, as the dump writes them (a ``\r`` before it is
+whitespace of the JSON column). The chunks' results are merged in file order, so entity ids (order of first
+appearance), relation ids, line numbers and skip examples do not depend on the chunk size or the thread timing; the
+keys of all kept rows are dictionary-encoded once at the end, and the concepts go to the graph builder as Arrow
+arrays.
 
 Per row, in this order (each skipped row is counted once, under the first reason that applies):
 
@@ -22,8 +24,9 @@ Per row, in this order (each skipped row is counted once, under the first reason
    English (``"language"``);
 5. the relation must be in `relations` when given (``"relation not selected"``);
 6. the 5th column must be a JSON object (``"bad json"``) with a finite numeric ``weight``
-   (``"missing or non-numeric weight"``); this column is parsed only for rows that pass 1-5, i.e. only rows that
-   would become triplets are validated as JSON;
+   (``"missing or non-numeric weight"``), as Python's `json` reads it; only rows that pass 1-5, which could become
+   triplets, are validated as JSON (a strict compiled reader leaves to `json` whatever it does not accept: invalid
+   JSON, which `json` then names, and rare forms such as ``NaN``);
 7. the weight must be at least `min_weight` when given (``"weight below min_weight"``);
 8. the URIs must be valid UTF-8 with a non-empty text segment (``"bad concept uri"``, ``"bad relation uri"``);
 9. duplicates (common once senses are collapsed) and self-loops are counted by the graph builder.
@@ -36,6 +39,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import mmap
 import os
@@ -46,24 +50,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 
 from ..errors import TruncatedFileError, format_location
 from ..graph import KnowledgeGraph, KnowledgeGraphBuilder, LoadReport
+from . import _conceptnet_kernels as kernels
 
 __all__ = ["load_conceptnet", "relation_text", "uri_to_label"]
 
-_COLUMNS = ("assertion", "rel", "start", "end", "json")
 # Lines are parsed in chunks of about this many bytes (about 50k rows of the dump), one chunk per thread.
 _CHUNK_BYTES = 16 << 20
 # Threads parsing chunks: one per core, up to this many (beyond it, gzip inflation in the main thread is the bound).
 _MAX_THREADS = 8
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXTERNAL_URL = b"/r/ExternalURL"
-_WEIGHT_ONLY = pajson.ParseOptions(
-    explicit_schema=pa.schema([("weight", pa.float64())]), unexpected_field_behavior="ignore"
-)
-_JSON_SINGLE_THREAD = pajson.ReadOptions(use_threads=False)
 _CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -109,8 +108,9 @@ def _shown(value: bytes) -> str:
 def _line_chunks(stream: pa.NativeFile) -> Iterator[pa.Buffer]:
     """The stream's bytes in chunks of complete lines, about `_CHUNK_BYTES` each (the last may lack its newline).
 
-    Chunks are slices of the buffers the stream returns (zero-copy from a memory map); only a line that straddles
-    two reads is copied, into a chunk of its own.
+    Chunks are slices of the buffers the stream returns (zero-copy from a memory map). A seekable stream is read
+    again from the start of the line a read cut; on another one (gzip), that line is copied into a chunk of its
+    own, with the start of the next read.
     """
     pending = b""  # the start of a line that the previous read cut
     while True:
@@ -129,7 +129,11 @@ def _line_chunks(stream: pa.NativeFile) -> Iterator[pa.Buffer]:
         cut = max(start, _after_newline(data, last=True))
         if cut > start:
             yield data.slice(start, cut - start)
-        pending = data.slice(cut).to_pybytes()
+        if cut > 0 and stream.seekable():
+            stream.seek(stream.tell() - (data.size - cut))
+            pending = b""
+        else:
+            pending = data.slice(cut).to_pybytes()
 
 
 def _after_newline(data: pa.Buffer, last: bool) -> int:
@@ -199,43 +203,22 @@ def _explain_bad_uri(relation_uri: bytes, start: bytes, end: bytes, metadata: by
     return "start/end", f"malformed concept URI (empty text or invalid UTF-8): {_shown(start)} / {_shown(end)}"
 
 
-def _parse_weights(metadata_column: pa.Array) -> tuple[np.ndarray, dict[int, str]]:
-    """Parses the JSON column of candidate rows; returns their weights (NaN: missing or not a number) and, by row,
-    the problem of each row that is not a JSON object.
-
-    The whole column is parsed at once by Arrow's JSON reader; only when that fails (some row is broken) is it
-    parsed again row by row to find the culprits.
-    """
-    if metadata_column.null_count == 0:
-        # Every value followed by a newline, as one contiguous buffer: newline-delimited JSON for Arrow's reader.
-        lines = pc.binary_join_element_wise(metadata_column, b"", b"\n")
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
-        payload = lines.buffers()[2][offsets[0] : offsets[-1]]
+def _python_json_weight(metadata: bytes) -> tuple[float, str | None]:
+    """What Python's `json` makes of a JSON column the compiled reader left to it: the weight (NaN if missing or not
+    a number) and the problem of a column that is not a JSON object (`None` if it is one)."""
+    try:
+        value = json.loads(metadata)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return np.nan, f"invalid JSON ({error})"
+    if not isinstance(value, dict):
+        return np.nan, f"expected a JSON object, got {type(value).__name__}"
+    weight = value.get("weight")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool):
         try:
-            # Single-threaded: a chunk's candidates are a few MB at most, and the chunks already use every core.
-            table = pajson.read_json(
-                pa.BufferReader(payload), read_options=_JSON_SINGLE_THREAD, parse_options=_WEIGHT_ONLY
-            )
-        except pa.ArrowInvalid:
-            table = None
-        if table is not None and table.num_rows == len(metadata_column):
-            weights = table.column("weight").to_numpy().astype(np.float64)
-            return weights, {}
-    weights = np.full(len(metadata_column), np.nan)
-    problems = {}
-    for row, value in enumerate(metadata_column.to_pylist()):
-        try:
-            metadata = json.loads(value)
-        except (TypeError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            problems[row] = f"invalid JSON ({error})"
-            continue
-        if not isinstance(metadata, dict):
-            problems[row] = f"expected a JSON object, got {type(metadata).__name__}"
-            continue
-        weight = metadata.get("weight")
-        if isinstance(weight, (int, float)) and not isinstance(weight, bool):
-            weights[row] = weight
-    return weights, problems
+            return float(weight), None
+        except OverflowError:  # an integer beyond float64
+            return np.inf, None
+    return np.nan, None
 
 
 def _binary_parts(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -245,47 +228,25 @@ def _binary_parts(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
 
 
-def _slices(data: np.ndarray, begins: np.ndarray, ends: np.ndarray, underscores_to_spaces: bool = False) -> pa.Array:
-    """A binary array of the byte ranges ``data[begins[i]:ends[i]]`` (one numpy gather)."""
-    lengths = (ends - begins).astype(np.int64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = data[np.repeat(begins - offsets[:-1], lengths) + np.arange(offsets[-1])]
-    if underscores_to_spaces:
-        values[values == ord("_")] = ord(" ")
-    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(values)]
-    return pa.Array.from_buffers(pa.binary(), len(lengths), buffers)
+def _byte_ranges(buffer: pa.Buffer, begins: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """A binary array of the byte ranges ``buffer[begins[i]:ends[i]]``, which follow each other in the buffer
+    (one Arrow take)."""
+    count = len(begins)
+    if count == 0:
+        return pa.array([], type=pa.binary())
+    # A binary array over the whole buffer whose values are the ranges and the gaps between them, alternately.
+    offsets = np.empty(2 * count, dtype=np.int32)
+    offsets[0::2], offsets[1::2] = begins, ends
+    ranges_and_gaps = pa.Array.from_buffers(pa.binary(), 2 * count - 1, [None, pa.py_buffer(offsets), buffer])
+    return ranges_and_gaps.take(pa.array(np.arange(0, 2 * count, 2)))
 
 
-def _text_segments(uris: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Splits URIs that start with ``/c/`` as ``/c/<lang>/<text>[/...]``, with numpy on the undecoded bytes.
-
-    Returns the data bytes, and per URI: where it begins, where its text segment begins and ends (equal when it
-    has no text, or no language), and where it ends.
-    """
-    offsets, data = _binary_parts(uris)
-    begins, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-    slashes = np.flatnonzero(data[offsets[0] : offsets[-1]] == ord("/")) + offsets[0]
-    slashes = np.append(slashes, np.iinfo(np.int64).max)  # sentinel: indices below stay in range
-    first = np.searchsorted(slashes, begins)  # the slash of "/c/"
-    count = np.searchsorted(slashes, ends) - first
-    language_end = slashes[np.minimum(first + 2, len(slashes) - 1)]
-    has_text = (count >= 3) & (language_end > begins + 3)
-    text_begins = np.where(has_text, language_end + 1, ends)
-    text_ends = np.where(count >= 4, slashes[np.minimum(first + 3, len(slashes) - 1)], ends)
-    text_ends = np.where(has_text, text_ends, ends)
-    return data, begins, text_begins, text_ends, ends
-
-
-def _concept_keys(uris: pa.Array, collapse_senses: bool) -> tuple[pa.Array, np.ndarray]:
-    """Entity keys of concept URIs (sense suffix removed when `collapse_senses`) as a string array, and the mask
-    of the well-formed ones (non-empty language and text segments, valid UTF-8); only the keys of well-formed URIs
-    are meaningful (invalid UTF-8 ones are null)."""
-    data, begins, text_begins, text_ends, ends = _text_segments(uris)
-    well_formed = text_ends > text_begins
-    keys = _slices(data, begins, text_ends) if collapse_senses else uris
+def _concept_keys(chunk: pa.Buffer, begins: np.ndarray, ends: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Entity keys ``chunk[begins[i]:ends[i]]`` as a string array, and the mask of the valid UTF-8 ones (the others
+    are null)."""
+    keys = _byte_ranges(chunk, begins, ends)
     try:
-        decoded = keys.cast(pa.string())
+        return keys.cast(pa.string()), np.ones(len(keys), dtype=bool)
     except pa.ArrowInvalid:  # invalid UTF-8 somewhere in the batch (rare): decode row by row
         values = []
         for key in keys.to_pylist():
@@ -294,122 +255,68 @@ def _concept_keys(uris: pa.Array, collapse_senses: bool) -> tuple[pa.Array, np.n
             except UnicodeDecodeError:
                 values.append(None)
         decoded = pa.array(values, type=pa.string())
-        well_formed &= _mask(decoded.is_valid())
-    return decoded, well_formed
+        return decoded, _mask(decoded.is_valid())
 
 
 def _mask(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-class _Column:
-    """Values of a column as byte ranges of one buffer seen through numpy: lengths, and the first 8 bytes of each
-    value as one little-endian uint64 word (one gather per column; prefix tests are then word compares)."""
-
-    def __init__(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray):
-        self.data = data
-        self.starts = starts
-        self.lengths = ends - starts
-        self.words = self._words(starts)
-
-    def _words(self, starts: np.ndarray) -> np.ndarray:
-        # An unaligned uint64 view with a stride of one byte: element i is bytes [i, i + 8) (numpy handles
-        # unaligned reads). Bytes past a value's end are never compared (the length is checked first); the few
-        # values starting in the last 7 bytes of the buffer are read byte by byte, padded with zeros.
-        last = len(self.data) - 8
-        if len(starts) and starts.max() <= last:
-            view = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
-            return view[starts]
-        words = np.zeros(len(starts), dtype=np.uint64)
-        near_end = starts > last
-        if last >= 0:
-            view = np.ndarray((last + 1,), dtype="<u8", buffer=self.data, strides=(1,))
-            words[~near_end] = view[starts[~near_end]]
-        for row in np.flatnonzero(near_end).tolist():
-            tail = self.data[starts[row] : starts[row] + 8].tobytes()
-            words[row] = int.from_bytes(tail.ljust(8, b"\0"), "little")
-        return words
-
-    def matches(self, value: bytes, whole: bool = False) -> np.ndarray:
-        """Mask of the values starting with `value` (equal to it if `whole`)."""
-        mask = self.lengths == len(value) if whole else self.lengths >= len(value)
-        head = value[:8]
-        pattern = int.from_bytes(head, "little")
-        bits = np.uint64((1 << (8 * len(head))) - 1)
-        mask &= (self.words & bits) == np.uint64(pattern)
-        if len(value) > 8:  # rare (ExternalURL): the rest, 8 bytes at a time, on the remaining rows only
-            rows = np.flatnonzero(mask)
-            for position in range(8, len(value), 8):
-                chunk = value[position : position + 8]
-                bits = np.uint64((1 << (8 * len(chunk))) - 1)
-                words = self._words(self.starts[rows] + position)
-                rows = rows[(words & bits) == np.uint64(int.from_bytes(chunk, "little"))]
-            mask = np.zeros(len(self.starts), dtype=bool)
-            mask[rows] = True
-        return mask
-
-    def matches_any(self, values: tuple[bytes, ...]) -> np.ndarray:
-        mask = self.matches(values[0])
-        for value in values[1:]:
-            mask |= self.matches(value)
-        return mask
-
-
 def _labels(keys: pa.Array) -> pa.Array:
     """Labels of (well-formed) concept keys: the text segment with ``_`` replaced by spaces (``/c/en/ice_cream/n``
     -> "ice cream")."""
-    data, _, text_begins, text_ends, _ = _text_segments(keys)
-    return _slices(data, text_begins, text_ends, underscores_to_spaces=True).cast(pa.string())
+    offsets, data = _binary_parts(keys)
+    label_offsets, label_bytes = kernels.concept_labels(offsets, data)
+    buffers = [None, pa.py_buffer(label_offsets), pa.py_buffer(label_bytes)]
+    return pa.Array.from_buffers(pa.string(), len(keys), buffers)
 
 
-class _Lines:
-    """A chunk of lines split at tabs and newlines by one numpy scan, without copying.
+class _ChunkLines:
+    """A chunk of lines as `kernels.parse_chunk` leaves it: split at newlines and tabs without copying, rules 1-4
+    applied to every line, and the tabs, JSON weight and concept URIs of the lines that pass them (the candidates)
+    read. Fields are byte ranges of the chunk; a column of the candidates is one Arrow take."""
 
-    Fields are numbered through the chunk; every field and separator is a value of one binary array over the
-    chunk's bytes (field k is value 2k), so a column of chosen lines is one Arrow take, and numpy sees the
-    fields as byte ranges of the chunk.
-    """
-
-    def __init__(self, chunk: pa.Buffer):
+    def __init__(self, chunk: pa.Buffer, patterns: np.ndarray):
+        self.chunk = chunk
         self.data = np.frombuffer(chunk, dtype=np.uint8)
-        separators = np.flatnonzero(self.data <= ord("\n"))  # one comparison finds tabs and newlines alike
-        kinds = self.data[separators]
-        if separators.size and kinds.min() < ord("\t"):  # other control bytes belong to the fields
-            separators, kinds = separators[kinds >= ord("\t")], kinds[kinds >= ord("\t")]
-        if self.data.size and self.data[-1] != ord("\n"):  # the file's last line, without a newline
-            separators, kinds = np.append(separators, self.data.size), np.append(kinds, ord("\n"))
-        self.field_ends = separators
-        self.field_begins = np.concatenate([[0], separators[:-1] + 1])
-        line_ends = np.flatnonzero(kinds == ord("\n"))  # the last field of each line
-        self.first_fields = np.concatenate([[0], line_ends[:-1] + 1])
-        self.num_columns = line_ends - self.first_fields + 1
-        self.num_lines = len(line_ends)
-        # Offsets 0, end of field 0, begin of field 1, ...: values alternate fields and separators.
-        offsets = np.empty(2 * separators.size + 1, dtype=np.int32)
-        offsets[0], offsets[1::2] = 0, separators
-        offsets[2::2] = np.minimum(separators + 1, self.data.size)
-        self.array = pa.Array.from_buffers(pa.binary(), 2 * separators.size, [None, pa.py_buffer(offsets), chunk])
+        # words[i] is bytes [i, i + 8): a uint64 view with a stride of one byte (unaligned reads are fine).
+        words = np.ndarray((max(self.data.size - 7, 0),), dtype="<u8", buffer=chunk, strides=(1,))
+        capacity = self.data.size // 128 + 16  # ConceptNet's lines are about 300 bytes
+        while True:
+            line_ends, reasons = np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.uint8)
+            candidates = np.empty((capacity, 9), dtype=np.int64)
+            json_status, weights = np.empty(capacity, dtype=np.uint8), np.empty(capacity, dtype=np.float64)
+            num_lines, num_candidates = kernels.parse_chunk(
+                self.data, words, patterns, line_ends, reasons, candidates, json_status, weights
+            )
+            if num_lines >= 0:
+                break
+            capacity = int(np.count_nonzero(self.data == ord("\n"))) + 16  # short lines: count them
+        self.num_lines = num_lines
+        self.line_ends, self.reasons = line_ends[:num_lines], reasons[:num_lines]
+        self.candidates = candidates[:num_candidates]
+        self.json_status, self.weights = json_status[:num_candidates], weights[:num_candidates]
 
-    def column(self, index: int) -> _Column:
-        """Field `index` of every line as a `_Column` (meaningful for lines with more than `index` fields)."""
-        fields = np.minimum(self.first_fields + index, self.field_ends.size - 1)
-        return _Column(self.data, self.field_begins[fields], self.field_ends[fields])
+    def candidate_column(self, index: int) -> pa.Array:
+        """Field `index` (1-4) of every candidate, as a binary array."""
+        tabs = self.candidates[:, kernels.TABS]
+        ends = tabs[:, index] if index < 4 else self.line_ends[self.candidates[:, kernels.LINE]]
+        return _byte_ranges(self.chunk, tabs[:, index - 1] + 1, ends)
 
-    def values(self, index: int, lines: np.ndarray) -> pa.Array:
-        """Field `index` of the given lines (which have more than `index` fields), as a binary array."""
-        return self.array.take(pa.array(2 * (self.first_fields[lines] + index)))
+    def line(self, line: int) -> bytes:
+        begin = self.line_ends[line - 1] + 1 if line else 0
+        return self.data[begin : self.line_ends[line]].tobytes()
 
     def fields(self, line: int) -> list[bytes]:
-        """Fields 1-4 of a line with 5 fields: relation, start, end and JSON."""
-        return [self.array[2 * (self.first_fields[line] + index)].as_py() for index in range(1, 5)]
+        """Fields 1-4 of a line with 5 columns: relation, start, end and JSON."""
+        return self.line(line).split(b"\t")[1:]
 
     def explain_column_count(self, line: int) -> tuple[str, str]:
-        if (
-            self.num_columns[line] == 1
-            and self.field_begins[self.first_fields[line]] == self.field_ends[self.first_fields[line]]
-        ):
+        text = self.line(line)
+        if not text:
             return "columns", "empty line (1 column, expected 5)"
-        return "columns", f"expected 5 tab-separated columns, found {self.num_columns[line]}"
+        columns = text.count(b"\t") + 1
+        return "columns", f"expected 5 tab-separated columns, found {columns}"
 
 
 @dataclasses.dataclass
@@ -434,78 +341,78 @@ class _ChunkParser:
     def __init__(self, language_prefixes, selected_relations, min_weight, collapse_senses, max_examples):
         self.language_prefixes = language_prefixes
         self.encoded_prefixes = tuple(prefix.encode() for prefix in language_prefixes or ())
+        self.patterns = kernels.byte_patterns([_EXTERNAL_URL, b"/c/", *self.encoded_prefixes])
         self.selected_relations = selected_relations
         self.min_weight = min_weight
         self.collapse_senses = collapse_senses
         self.max_examples = max_examples
         self.relation_texts: dict[bytes, str | ValueError] = {}  # relation URI -> text, or why it is none
+        # Rules 1-4, applied by `kernels.parse_chunk`: the name of each reason and the explanation of a line.
+        self.byte_rules = [
+            (kernels.WRONG_COLUMN_COUNT, "wrong column count", None),
+            (kernels.EXTERNAL_URL, "ExternalURL", _explain_external_url),
+            (kernels.NON_CONCEPT, "non-concept end", _explain_non_concept),
+            (kernels.LANGUAGE, "language", self._explain_language),
+        ]
 
     def parse(self, chunk: pa.Buffer) -> _ChunkResult:
-        lines = _Lines(chunk)
+        lines = _ChunkLines(chunk, self.patterns)
         skips = _ChunkSkips(self.max_examples)
-        wrong = lines.num_columns != len(_COLUMNS)
-        skips.rows("wrong column count", wrong, None, lines.explain_column_count)
-        candidates, rows = self._filter(lines, ~wrong, skips)
-        return self._validate(candidates, rows, skips, num_lines=lines.num_lines)
+        counts = np.bincount(lines.reasons, minlength=len(self.byte_rules) + 1)
+        for reason, name, explain in self.byte_rules:
+            if counts[reason]:
+                explain_line = lines.explain_column_count if explain is None else _explained(lines.fields, explain)
+                skips.rows(name, lines.reasons == reason, None, explain_line)
+        return self._validate(lines, skips)
 
-    def _filter(self, lines: _Lines, kept: np.ndarray, skips: _ChunkSkips) -> tuple[pa.RecordBatch, np.ndarray]:
-        """Rules 2-5 of the module docstring, as byte tests on the undecoded fields of the lines with 5 columns:
-        the rows that pass (columns 2-5, as binary), and their line indices in the chunk."""
-        relations, starts, ends = (lines.column(index) for index in (1, 2, 3))
-        external = kept & relations.matches(_EXTERNAL_URL, whole=True)
-        skips.rows("ExternalURL", external, None, _explained(lines.fields, _explain_external_url))
-        kept &= ~external
-        concept = starts.matches(b"/c/") & ends.matches(b"/c/")
-        skips.rows("non-concept end", kept & ~concept, None, _explained(lines.fields, _explain_non_concept))
-        kept &= concept
-        if self.language_prefixes is not None:
-            in_languages = starts.matches_any(self.encoded_prefixes) & ends.matches_any(self.encoded_prefixes)
-            skips.rows("language", kept & ~in_languages, None, _explained(lines.fields, self._explain_language))
-            kept &= in_languages
+    def _validate(self, lines: _ChunkLines, skips: _ChunkSkips) -> _ChunkResult:
+        """Rules 5-8 on the candidates, the lines that passed rules 1-4: relation, JSON, weight, concept and
+        relation URIs."""
+        candidates, weights = lines.candidates[:, kernels.LINE], lines.weights
+        fields = functools.partial(_explained, lines.fields)
+        relations = lines.candidate_column(1)
+        valid = np.ones(len(candidates), dtype=bool)
         if self.selected_relations is not None:
-            rows = np.flatnonzero(kept)
-            selected = _mask(pc.is_in(lines.values(1, rows), value_set=self.selected_relations))
-            not_selected = np.zeros_like(kept)
-            not_selected[rows[~selected]] = True
-            skips.rows("relation not selected", not_selected, None, _explained(lines.fields, _explain_relation))
-            kept &= ~not_selected
-        rows = np.flatnonzero(kept)
-        columns = [lines.values(index, rows) for index in (1, 2, 3, 4)]
-        return pa.RecordBatch.from_arrays(columns, names=list(_COLUMNS[1:])), rows
-
-    def _validate(
-        self, candidates: pa.RecordBatch, ordinals: np.ndarray, skips: _ChunkSkips, num_lines: int
-    ) -> _ChunkResult:
-        """Rules 6-8 on the rows that passed the byte tests: JSON, weight, concept and relation URIs."""
-        weights, json_problems = _parse_weights(candidates.column(3))
-        fields = _batch_fields(candidates)
-        valid = np.ones(candidates.num_rows, dtype=bool)
-        for row, problem in json_problems.items():
-            valid[row] = False
-            skips.located("bad json", int(ordinals[row]) + 1, "json", problem)
+            not_selected = ~_mask(pc.is_in(relations, value_set=self.selected_relations))
+            skips.rows("relation not selected", not_selected, candidates, fields(_explain_relation))
+            valid &= ~not_selected
+        for row in np.flatnonzero(valid & (lines.json_status == kernels.JSON_FOR_PYTHON)).tolist():
+            weights[row], problem = _python_json_weight(lines.fields(candidates[row])[3])
+            if problem is not None:
+                valid[row] = False
+                skips.located("bad json", int(candidates[row]) + 1, "json", problem)
         missing_weight = valid & ~np.isfinite(weights)
-        skips.rows("missing or non-numeric weight", missing_weight, ordinals, _explained(fields, _explain_weight))
+        skips.rows("missing or non-numeric weight", missing_weight, candidates, fields(_explain_weight))
         valid &= ~missing_weight
         if self.min_weight is not None:
             light = valid & (weights < self.min_weight)
-            skips.rows("weight below min_weight", light, ordinals, _explained(fields, self._explain_min_weight))
+            skips.rows("weight below min_weight", light, candidates, fields(self._explain_min_weight))
             valid &= ~light
-        start_keys, start_ok = _concept_keys(candidates.column(1), self.collapse_senses)
-        end_keys, end_ok = _concept_keys(candidates.column(2), self.collapse_senses)
-        bad_uri = valid & ~(start_ok & end_ok)
-        skips.rows("bad concept uri", bad_uri, ordinals, _explained(fields, _explain_bad_uri))
+        # Keys: the whole URI, or up to the end of its text segment when the senses are collapsed. The start URI
+        # lies between the line's 2nd and 3rd tabs, the end URI between its 3rd and 4th.
+        tabs = lines.candidates[:, kernels.TABS]
+        start_text, end_text = lines.candidates[:, kernels.START_TEXT], lines.candidates[:, kernels.END_TEXT]
+        if self.collapse_senses:
+            start_ends, end_ends = start_text[:, 1], end_text[:, 1]
+        else:
+            start_ends, end_ends = tabs[:, 2], tabs[:, 3]
+        start_keys, start_utf8 = _concept_keys(lines.chunk, tabs[:, 1] + 1, start_ends)
+        end_keys, end_utf8 = _concept_keys(lines.chunk, tabs[:, 2] + 1, end_ends)
+        has_text = (start_text[:, 1] > start_text[:, 0]) & (end_text[:, 1] > end_text[:, 0])
+        bad_uri = valid & ~(has_text & start_utf8 & end_utf8)
+        skips.rows("bad concept uri", bad_uri, candidates, fields(_explain_bad_uri))
         valid &= ~bad_uri
-        encoded = pc.dictionary_encode(candidates.column(0))
+        encoded = pc.dictionary_encode(relations)
         is_relation = [isinstance(self._relation_text(uri), str) for uri in encoded.dictionary.to_pylist()]
         bad_relation = valid & ~np.array(is_relation, dtype=bool)[_mask(encoded.indices)]
-        skips.rows("bad relation uri", bad_relation, ordinals, _explained(fields, self._explain_bad_relation))
+        skips.rows("bad relation uri", bad_relation, candidates, fields(self._explain_bad_relation))
         valid &= ~bad_relation
         rows = np.flatnonzero(valid)
-        kept_relations = pc.dictionary_encode(candidates.column(0).take(rows))
+        kept_relations = pc.dictionary_encode(relations.take(rows))
         # Start and end keys interleaved: the concepts' order of first appearance, whatever the chunk boundaries.
-        interleaved = np.stack([rows, rows + candidates.num_rows], axis=1).ravel()
+        interleaved = np.stack([rows, rows + len(candidates)], axis=1).ravel()
         return _ChunkResult(
-            num_lines=num_lines,
+            num_lines=lines.num_lines,
             skips=skips.events,
             entity_keys=pa.concat_arrays([start_keys, end_keys]).take(interleaved),
             relation_texts=[self.relation_texts[uri] for uri in kept_relations.dictionary.to_pylist()],
@@ -551,34 +458,30 @@ class _ChunkSkips:
 
         Args:
             line_indices: The line index in the chunk of each row (`None`: rows are lines).
-            explain: Returns ``(field, problem)`` of a row.
+            explain: Returns ``(field, problem)`` of a line (its index in the chunk).
         """
         count = int(mask.sum())
         if count:
             examples = []
             for row in np.flatnonzero(mask)[: self.max_examples].tolist():
                 line = row if line_indices is None else int(line_indices[row])
-                examples.append((line + 1, *explain(row)))
+                examples.append((line + 1, *explain(line)))
             self.events.append((reason, count, examples))
 
 
 def _explained(fields: Callable[[int], list[bytes]], explain: Callable[..., tuple[str, str]]):
-    """A row's ``(field, problem)``: `explain` called with the relation, start, end and JSON `fields` of the row."""
-    return lambda row: explain(*fields(row))
-
-
-def _batch_fields(batch: pa.RecordBatch) -> Callable[[int], list[bytes]]:
-    """The values of a row of `batch` (columns relation, start, end and JSON)."""
-    return lambda row: [column[row].as_py() for column in batch.columns]
+    """A line's ``(field, problem)``: `explain` called with the relation, start, end and JSON `fields` of the
+    line."""
+    return lambda line: explain(*fields(line))
 
 
 class _ConceptNetReader:
     """One pass over an assertions file.
 
     The file is cut into chunks of complete lines (about `_CHUNK_BYTES` each; gzip inflated on the fly) that
-    `_ChunkParser` handles in a pool of threads — Arrow's parser and numpy release the GIL, so the chunks are parsed
-    on every core — and whose results are merged here in file order. At most two chunks per thread are in flight:
-    memory stays bounded whatever the file size.
+    `_ChunkParser` handles in a pool of threads — the compiled pass, Arrow and numpy release the GIL, so the chunks
+    are parsed on every core — and whose results are merged here in file order. At most two chunks per thread are in
+    flight: memory stays bounded whatever the file size.
     """
 
     def __init__(self, path, name, language_prefixes, selected_relations, min_weight, collapse_senses):
@@ -648,7 +551,7 @@ class _ConceptNetReader:
         self.entity_keys = []
         indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
         concepts = encoded.chunk(encoded.num_chunks - 1).dictionary  # every chunk shares the whole dictionary
-        entities = self.builder.add_text_entities(concepts.to_pylist(), _labels(concepts).to_pylist())
+        entities = self.builder.add_text_entities(concepts, _labels(concepts))
         heads, tails = entities[indices[0::2]], entities[indices[1::2]]
         relations = np.concatenate(self.relations)
         self.relations = []
