@@ -145,7 +145,7 @@ def parse_chunk(data, words, patterns, line_ends, reasons, candidates, json_stat
     tab_0 = tab_1 = tab_2 = tab_3 = 0  # its last four; the only ones that matter on a line with four
     for index in range(num_words + 1):
         if index < num_words:
-            if index % 8 == 0 and 8 * index + _PREFETCH_DISTANCE < words.size:  # once per cache line
+            if index & 7 == 0 and 8 * index + _PREFETCH_DISTANCE < words.size:  # once per cache line
                 _prefetch(words, 8 * index + _PREFETCH_DISTANCE)
             word = words[8 * index]
             if (word - _ELEVENS) & ~word & _HIGH_BITS == 0:  # no byte below 11

@@ -274,7 +274,7 @@ def _labels(keys: pa.Array) -> pa.Array:
 class _ChunkLines:
     """A chunk of lines as `kernels.parse_chunk` leaves it: split at newlines and tabs without copying, rules 1-4
     applied to every line, and the tabs, JSON weight and concept URIs of the lines that pass them (the candidates)
-    read. Fields are byte ranges of the chunk; a column of the candidates is one Arrow take."""
+    read. Fields are byte ranges of the chunk; a field of all candidates is one Arrow take."""
 
     def __init__(self, chunk: pa.Buffer, patterns: np.ndarray):
         self.chunk = chunk
@@ -297,11 +297,10 @@ class _ChunkLines:
         self.candidates = candidates[:num_candidates]
         self.json_status, self.weights = json_status[:num_candidates], weights[:num_candidates]
 
-    def candidate_column(self, index: int) -> pa.Array:
-        """Field `index` (1-4) of every candidate, as a binary array."""
+    def candidate_relations(self) -> pa.Array:
+        """The relation URI of every candidate (between its 1st and 2nd tabs), as a binary array."""
         tabs = self.candidates[:, kernels.TABS]
-        ends = tabs[:, index] if index < 4 else self.line_ends[self.candidates[:, kernels.LINE]]
-        return _byte_ranges(self.chunk, tabs[:, index - 1] + 1, ends)
+        return _byte_ranges(self.chunk, tabs[:, 0] + 1, tabs[:, 1])
 
     def line(self, line: int) -> bytes:
         begin = self.line_ends[line - 1] + 1 if line else 0
@@ -370,7 +369,7 @@ class _ChunkParser:
         relation URIs."""
         candidates, weights = lines.candidates[:, kernels.LINE], lines.weights
         fields = functools.partial(_explained, lines.fields)
-        relations = lines.candidate_column(1)
+        relations = lines.candidate_relations()
         valid = np.ones(len(candidates), dtype=bool)
         if self.selected_relations is not None:
             not_selected = ~_mask(pc.is_in(relations, value_set=self.selected_relations))
