@@ -4,7 +4,8 @@ Writes a synthetic file in the exact ConceptNet 5.7 assertions shape (realistic 
 and ``/c/enm/`` rows, JSON with sources and surface texts), then measures:
 
 - rows/s of `load_conceptnet` against ``pandas.read_csv(sep="\\t", quoting=3, header=None)`` on the same plain and
-  gzip files (median of `reps` runs);
+  gzip files (median of `reps` runs), and the first load of the plain file in a fresh process, whose compiled
+  loops come from numba's disk cache or, with an empty cache, are compiled first;
 - memory: the `tracemalloc` peaks of the Python allocations while the chunks are parsed (bounded by the chunk size)
   and while the graph is built (grows with it: its slope between a quarter and all of the file is the cost per
   triplet), the peak of Arrow's memory pool, and the projection to the full dump (34M rows, about 3.4M
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -150,6 +152,26 @@ print(json.dumps(figures))
 """
 
 
+_FIRST_LOAD_PROBE = """
+import sys, time
+from knowledge_clip.data.conceptnet import load_conceptnet
+
+begin = time.perf_counter()
+load_conceptnet(sys.argv[1])
+print(time.perf_counter() - begin)
+"""
+
+
+def _first_load_seconds(path: Path, numba_cache_dir: str | None = None) -> float:
+    """Seconds of the first `load_conceptnet` in a fresh process (imports excluded); with `numba_cache_dir` (an
+    empty directory) the compiled loops are compiled first instead of coming from the disk cache."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache_dir) if numba_cache_dir else None
+    output = subprocess.run(
+        [sys.executable, "-c", _FIRST_LOAD_PROBE, str(path)], check=True, capture_output=True, text=True, env=env
+    )
+    return float(output.stdout)
+
+
 def _memory_of_load(path: Path, mode: str) -> dict:
     """Loads `path` in a fresh process and returns its memory figures (`mode`: "rss" or "tracemalloc")."""
     output = subprocess.run(
@@ -235,9 +257,14 @@ def run(
                 "pandas_rows_per_second": rows / pandas_seconds,
                 "speedup_vs_pandas": pandas_seconds / loader_seconds,
             }
+        results["first_load"] = {
+            "median_load_seconds": rows / results["loading"]["csv"]["load_conceptnet_rows_per_second"],
+            "from_numba_cache_seconds": _first_load_seconds(plain),
+            "compiling_seconds": _first_load_seconds(plain, numba_cache_dir=str(directory / "numba_cache")),
+        }
 
         # Fresh processes load a quarter and all of the file. Python memory is measured per phase: the parse
-        # phase's peak (numpy scans of the chunks in flight) is bounded by the chunk size; the build phase's peak
+        # phase's peak (the line tables of the chunks in flight) is bounded by the chunk size; the build phase's peak
         # (builder dictionaries, strings, int64 buffers) grows with the graph, and its slope between the two files is
         # the marginal cost per triplet (entities included). Arrow's pool (kept rows' keys, JSON and take buffers)
         # is handled the same way from its overall peak. The projection adds the parse peak to the build phase's
@@ -292,6 +319,11 @@ def _print_table(results: dict) -> None:
             f"{kind:<8} {figures['file_mib']:>8.1f} {figures['load_conceptnet_rows_per_second']:>24,.0f} "
             f"{figures['pandas_rows_per_second']:>15,.0f} {figures['speedup_vs_pandas']:>7.2f}x"
         )
+    first = results["first_load"]
+    print(
+        f"first load of the csv in a fresh process: {first['from_numba_cache_seconds']:.2f} s with numba's cache, "
+        f"{first['compiling_seconds']:.2f} s compiling (median load {first['median_load_seconds']:.2f} s)"
+    )
     memory = results["memory"]
     print(f"\nMemory ({memory['method']})")
     print(
