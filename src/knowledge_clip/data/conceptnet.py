@@ -368,12 +368,12 @@ class _ChunkParser:
         """Rules 5-8 on the candidates, the lines that passed rules 1-4: relation, JSON, weight, concept and
         relation URIs."""
         candidates, weights = lines.candidates[:, kernels.LINE], lines.weights
-        fields = functools.partial(_explained, lines.fields)
+        explained = functools.partial(_explained, lines.fields)  # explain a candidate's line with a function
         relations = lines.candidate_relations()
         valid = np.ones(len(candidates), dtype=bool)
         if self.selected_relations is not None:
             not_selected = ~_mask(pc.is_in(relations, value_set=self.selected_relations))
-            skips.rows("relation not selected", not_selected, candidates, fields(_explain_relation))
+            skips.rows("relation not selected", not_selected, candidates, explained(_explain_relation))
             valid &= ~not_selected
         for row in np.flatnonzero(valid & (lines.json_status == kernels.JSON_FOR_PYTHON)).tolist():
             weights[row], problem = _python_json_weight(lines.fields(candidates[row])[3])
@@ -381,11 +381,11 @@ class _ChunkParser:
                 valid[row] = False
                 skips.located("bad json", int(candidates[row]) + 1, "json", problem)
         missing_weight = valid & ~np.isfinite(weights)
-        skips.rows("missing or non-numeric weight", missing_weight, candidates, fields(_explain_weight))
+        skips.rows("missing or non-numeric weight", missing_weight, candidates, explained(_explain_weight))
         valid &= ~missing_weight
         if self.min_weight is not None:
             light = valid & (weights < self.min_weight)
-            skips.rows("weight below min_weight", light, candidates, fields(self._explain_min_weight))
+            skips.rows("weight below min_weight", light, candidates, explained(self._explain_min_weight))
             valid &= ~light
         # Keys: the whole URI, or up to the end of its text segment when the senses are collapsed. The start URI
         # lies between the line's 2nd and 3rd tabs, the end URI between its 3rd and 4th.
@@ -399,12 +399,12 @@ class _ChunkParser:
         end_keys, end_utf8 = _concept_keys(lines.chunk, tabs[:, 2] + 1, end_ends)
         has_text = (start_text[:, 1] > start_text[:, 0]) & (end_text[:, 1] > end_text[:, 0])
         bad_uri = valid & ~(has_text & start_utf8 & end_utf8)
-        skips.rows("bad concept uri", bad_uri, candidates, fields(_explain_bad_uri))
+        skips.rows("bad concept uri", bad_uri, candidates, explained(_explain_bad_uri))
         valid &= ~bad_uri
         encoded = pc.dictionary_encode(relations)
         is_relation = [isinstance(self._relation_text(uri), str) for uri in encoded.dictionary.to_pylist()]
         bad_relation = valid & ~np.array(is_relation, dtype=bool)[_mask(encoded.indices)]
-        skips.rows("bad relation uri", bad_relation, candidates, fields(self._explain_bad_relation))
+        skips.rows("bad relation uri", bad_relation, candidates, explained(self._explain_bad_relation))
         valid &= ~bad_relation
         rows = np.flatnonzero(valid)
         kept_relations = pc.dictionary_encode(relations.take(rows))
