@@ -323,9 +323,8 @@ class KnowledgeGraphBuilder:
             `np.ndarray`: The int64 entity ids, one per key (existing ids for keys already added).
         """
         self._check_open()
-        if len(keys) != len(texts):
-            raise ValueError(f"got {len(keys)} keys but {len(texts)} texts")
-        if isinstance(keys, pa.Array) and isinstance(texts, pa.Array) and self._are_new_text_entities(keys, texts):
+        arrow = isinstance(keys, pa.Array) and isinstance(texts, pa.Array)
+        if arrow and len(keys) == len(texts) and self._are_new_text_entities(keys, texts):
             first = self.num_entities
             self._arrow_entities.append((keys, texts))
             return np.arange(first, first + len(keys), dtype=np.int64)
