@@ -11,7 +11,7 @@ Zero-shot evaluation of any CLIP or Knowledge-CLIP checkpoint: what continual kn
 
 Zero-shot classification, retrieval and probes use the CLIP towers, so a plain `CLIPModel` is evaluated the same way;
 the knowledge metrics return `{"available": False, "reason": ...}` for it. The metrics are also shipped as offline
-`evaluate` modules: [`load_metric`]`("topk_accuracy" | "retrieval_recall" | "ranking_mrr_hits")`.
+`evaluate` modules: [`load_metric`]`("topk_accuracy" | "retrieval_recall" | "ranking_mrr_hits" | "vqa_accuracy")`.
 See docs/evaluation.md.
 """
 

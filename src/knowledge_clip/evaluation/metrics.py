@@ -7,7 +7,7 @@ import evaluate
 import torch
 
 METRICS_DIR = Path(__file__).resolve().parent.parent / "metrics"
-METRIC_NAMES = ("ranking_mrr_hits", "retrieval_recall", "topk_accuracy")
+METRIC_NAMES = ("ranking_mrr_hits", "retrieval_recall", "topk_accuracy", "vqa_accuracy")
 
 
 def metric_path(name: str) -> Path:
@@ -22,7 +22,7 @@ def load_metric(name: str, **kwargs) -> evaluate.EvaluationModule:
     Loads one of the package's metrics as an `evaluate` module, offline (`evaluate.load` of its folder).
 
     Args:
-        name (`str`): `"topk_accuracy"`, `"retrieval_recall"` or `"ranking_mrr_hits"`.
+        name (`str`): `"topk_accuracy"`, `"retrieval_recall"`, `"ranking_mrr_hits"` or `"vqa_accuracy"`.
         **kwargs: Passed to `evaluate.load` (e.g. `experiment_id`, `num_process`, `process_id`).
 
     Example:
