@@ -344,3 +344,19 @@ def test_loss_weights_and_clip_loss(tokenizer, batch):
     expected = 2 * output.e2e_loss + 0.5 * output.e2r_loss + 0 * output.g2e_loss + output.clip_loss
     assert torch.allclose(output.loss, expected)
     assert output.clip_loss > 0
+
+
+def test_teacher_reads_images_at_another_resolution_with_interpolate_pos_encoding(tokenizer, processor):
+    # A 48-pixel batch for a 32-pixel model: the student interpolates its position embeddings, and so must the
+    # teacher inside the KD loss (it used to be called without the flag and failed on the position count).
+    torch.manual_seed(0)
+    config = tiny_config(tokenizer)
+    config.fusion_encoder_config.max_entity_tokens = 1 + (48 // 8) ** 2  # class token + 6x6 patches
+    model = KnowledgeCLIPModel(config).eval()
+    teacher = model.to_clip().eval().requires_grad_(False)
+    red, blue = solid_image((220, 30, 30), size=48), solid_image((30, 30, 220), size=48)
+    batch = processor(triplets=[(red, "image of", "a red square"), (blue, "image of", "a blue circle")])
+    batch["entity_pixel_values"] = torch.nn.functional.interpolate(batch["entity_pixel_values"], size=(48, 48))
+    output = model(**batch, return_loss=True, teacher_model=teacher, interpolate_pos_encoding=True)
+    # The teacher is the student's own CLIP part, so their similarity distributions agree and KD is zero.
+    assert output.kd_loss.item() == pytest.approx(0.0, abs=1e-6)

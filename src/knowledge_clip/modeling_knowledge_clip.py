@@ -763,6 +763,7 @@ class KnowledgeCLIPModel(CLIPModel):
                 entity_input_ids=entity_input_ids,
                 entity_attention_mask=entity_attention_mask,
                 entity_pixel_values=entity_pixel_values,
+                interpolate_pos_encoding=interpolate_pos_encoding,
                 gather=loss_gather,
             )
 
@@ -801,6 +802,7 @@ class KnowledgeCLIPModel(CLIPModel):
         entity_input_ids: torch.Tensor | None,
         entity_attention_mask: torch.Tensor | None,
         entity_pixel_values: torch.Tensor | None,
+        interpolate_pos_encoding: bool,
         gather: FeatureGather | None,
     ) -> dict[str, torch.Tensor]:
         """The objectives of Eq. 14 that the batch allows, and their weighted sum as `loss`."""
@@ -834,7 +836,7 @@ class KnowledgeCLIPModel(CLIPModel):
 
         if teacher_model is not None:
             teacher_text_embeds, teacher_image_embeds, teacher_logit_scale = self._teacher_embeddings(
-                teacher_model, entity_input_ids, entity_attention_mask, entity_pixel_values
+                teacher_model, entity_input_ids, entity_attention_mask, entity_pixel_values, interpolate_pos_encoding
             )
         if teacher_text_embeds is not None and teacher_image_embeds is not None:
             if teacher_logit_scale is None:
@@ -869,6 +871,7 @@ class KnowledgeCLIPModel(CLIPModel):
         entity_input_ids: torch.Tensor | None,
         entity_attention_mask: torch.Tensor | None,
         entity_pixel_values: torch.Tensor | None,
+        interpolate_pos_encoding: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The frozen teacher's projected embeddings of the batch's text and image entities, and its logit scale."""
         empty = self.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
@@ -880,7 +883,10 @@ class KnowledgeCLIPModel(CLIPModel):
             else empty
         )
         image_embeds = (
-            teacher_model.get_image_features(pixel_values=entity_pixel_values).pooler_output
+            # The teacher reads the same images as the student, so it needs the same position interpolation.
+            teacher_model.get_image_features(
+                pixel_values=entity_pixel_values, interpolate_pos_encoding=interpolate_pos_encoding
+            ).pooler_output
             if entity_pixel_values is not None and entity_pixel_values.shape[0] > 0
             else empty
         )
