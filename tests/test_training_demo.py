@@ -135,6 +135,14 @@ def test_parameter_groups():
     assert "text_model.encoder.layers.0.self_attn.q_proj.weight" in members("towers/decay")
     assert all(n.startswith(("fusion_encoder.", "relation_head.", "graph_head.", "text_to_fusion.", "vision_to_fusion."))
                for n in members("new_modules/decay") | members("new_modules/no_decay"))  # fmt: skip
+    # Exactly the vectors, logit_scale and the nn.Embedding tables go without decay; the patch embedding (a
+    # convolution) is decayed like every other weight matrix.
+    assert members("towers/no_decay") | members("new_modules/no_decay") == {
+        n for n, p in model.named_parameters() if p.ndim < 2 or n.endswith(("_embedding.weight", "logit_scale"))
+    } - {"vision_model.embeddings.patch_embedding.weight"}
+    assert "vision_model.embeddings.patch_embedding.weight" in members("towers/decay")
+    assert "vision_model.embeddings.position_embedding.weight" in members("towers/no_decay")
+    assert "fusion_encoder.embeddings.head_role_embedding.weight" in members("new_modules/no_decay")
     assert groups["new_modules/decay"]["lr"] == 1e-3 and groups["towers/decay"]["lr"] == 1e-5
     assert groups["towers/no_decay"]["weight_decay"] == 0.0
     assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))

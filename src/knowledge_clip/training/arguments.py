@@ -186,7 +186,8 @@ class PretrainingArguments:
         new_modules_learning_rate (`float`, *optional*, defaults to 1e-3):
             Peak learning rate of the modules Knowledge-CLIP adds (fusion encoder, relation and graph heads).
         weight_decay (`float`, *optional*, defaults to 0.05):
-            AdamW weight decay; never applied to biases, norms, embeddings and `logit_scale`.
+            AdamW weight decay of the weight matrices (the patch-embedding convolution included); never applied to
+            biases, norms and other vectors, `nn.Embedding` tables or `logit_scale`.
         adam_beta1, adam_beta2, adam_epsilon (`float`, *optional*):
             AdamW moments.
         warmup_steps (`int`, *optional*):

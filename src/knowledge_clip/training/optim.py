@@ -15,10 +15,19 @@ NEW_MODULE_PREFIXES = ("text_to_fusion.", "vision_to_fusion.", "fusion_encoder."
 MAX_LOGIT_SCALE = math.log(100)
 
 
-def _no_weight_decay(name: str, parameter: nn.Parameter) -> bool:
-    # Biases, norm gains and other vectors, embeddings and logit_scale: decaying them towards 0 only hurts
-    # (open_clip's and CLIP's rule: decay matrices only).
-    return parameter.ndim < 2 or "embedding" in name or "logit_scale" in name
+def _lookup_table_parameters(model: nn.Module) -> set[int]:
+    """Ids of the weights of every `nn.Embedding` (token, position and role embeddings)."""
+    return {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+
+
+def _no_weight_decay(parameter: nn.Parameter, lookup_tables: set[int]) -> bool:
+    # Decay applies to the weight matrices of linear and convolution layers only (CLIP's and open_clip's rule), the
+    # patch embedding included: it is a convolution over pixels like any other projection, and timm's ViT decays it
+    # too. Exempt are vectors and scalars (biases, norm gains, the class embedding, the fusion head token and relation
+    # role, logit_scale) and nn.Embedding tables (token, position, fusion role embeddings), which open_clip would
+    # decay: a table's row gets a gradient only when its token occurs, while decoupled decay shrinks every row at
+    # every step, so rare tokens would fade for no reason in the data.
+    return parameter.ndim < 2 or id(parameter) in lookup_tables
 
 
 def parameter_groups(
@@ -31,17 +40,18 @@ def parameter_groups(
         model (`KnowledgeCLIPModel`): The model (not wrapped).
         tower_learning_rate (`float`): Learning rate of the CLIP towers, projections and `logit_scale` (paper: 1e-5).
         new_modules_learning_rate (`float`): Learning rate of the fusion encoder and heads (paper: 1e-3).
-        weight_decay (`float`): Decay of the matrices.
+        weight_decay (`float`): Decay of the weight matrices (see `_no_weight_decay` for what is exempt).
 
     Returns:
         `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name`.
     """
     groups = {}
+    lookup_tables = _lookup_table_parameters(model)
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         part = "new_modules" if name.startswith(NEW_MODULE_PREFIXES) else "towers"
-        decay = "no_decay" if _no_weight_decay(name, parameter) else "decay"
+        decay = "no_decay" if _no_weight_decay(parameter, lookup_tables) else "decay"
         group = groups.setdefault(
             (part, decay),
             {
