@@ -7,7 +7,7 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import top_k_accuracy_score
+from sklearn.metrics import accuracy_score, top_k_accuracy_score
 
 from knowledge_clip.evaluation import METRIC_NAMES, load_metric
 from knowledge_clip.evaluation.metrics import METRICS_DIR, count_at_least
@@ -104,3 +104,26 @@ def test_count_at_least_leaves_out_excluded_entries():
     scores = torch.tensor([[0.2, 0.9, 0.5], [0.1, 0.1, 0.3]])
     excluded = torch.tensor([[False, True, False], [True, False, False]])
     assert count_at_least(scores, torch.tensor([0.5, 0.1]), excluded).tolist() == [1, 2]
+
+
+def test_classification_accuracy_is_topk_top1_on_label_predictions(metrics):
+    # Visual entailment (3 classes) and NLVR2 (2 classes) need no module of their own: label predictions given as
+    # one-hot scores make `top1_accuracy` the plain accuracy (a wrong label leaves the true class tied at 0 with the
+    # others, so its rank is > 1), and so do logits whose best class is unique.
+    rng = np.random.default_rng(3)
+    for num_classes in (2, 3):
+        labels = rng.integers(0, num_classes, size=120)
+        predicted = np.where(rng.random(120) < 0.6, labels, rng.integers(0, num_classes, size=120))
+        one_hot = np.eye(num_classes)[predicted]
+        result = metrics["topk_accuracy"].compute(predictions=one_hot.tolist(), references=labels.tolist(), top_k=1)
+        assert result["top1_accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+        logits = rng.normal(size=(120, num_classes))
+        result = metrics["topk_accuracy"].compute(predictions=logits.tolist(), references=labels.tolist(), top_k=1)
+        assert result["top1_accuracy"] == pytest.approx(accuracy_score(labels, logits.argmax(axis=1)))
+    # Hand case: labels [entailment, neutral, contradiction, neutral] predicted [entailment, contradiction,
+    # contradiction, entailment] -> 2 of 4.
+    one_hot = np.eye(3)[[0, 2, 2, 0]].tolist()
+    assert metrics["topk_accuracy"].compute(predictions=one_hot, references=[0, 1, 2, 1], top_k=1) == {
+        "top1_accuracy": 0.5,
+        "num_examples": 4,
+    }
