@@ -13,37 +13,50 @@ are trained on the world's captions (stage 0, cached) and then continued as Know
 The recipe reads top to bottom; the reusable pieces live in `knowledge_clip.training`.
 """
 
-import hashlib
 import json
-import logging
 import math
 import os
 import sys
-import time
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
-from transformers import CLIPModel, CLIPProcessor, PretrainedConfig
-from transformers.utils import logging as transformers_logging
+from accelerate.utils import set_seed
+from transformers import CLIPProcessor
 
-from knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPProcessor, hub
+from knowledge_clip import hub
 from knowledge_clip.data.collator import KnowledgeCLIPCollator, KnowledgeTripletDataset
 from knowledge_clip.data.demo_world import build_demo_world
-from knowledge_clip.training.arguments import parse_arguments
-from knowledge_clip.training.checkpointing import (
-    TrainerState,
-    find_latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
+from knowledge_clip.evaluation import (
+    demo_world_card_results,
+    demo_world_headline_table,
+    evaluate_on_demo_world,
+    flatten_results,
 )
-from knowledge_clip.training.datasets import load_mixture, parse_dataset_spec
-from knowledge_clip.training.optim import clamp_logit_scale, cosine_schedule_with_warmup, parameter_groups
-from knowledge_clip.training.plotting import plot_training_curves
-from knowledge_clip.training.stage0 import train_stage0_clip
-from knowledge_clip.training.step import LOSS_NAMES, evaluate_loss, knowledge_forward
+from knowledge_clip.training import (
+    LOSS_NAMES,
+    TrainerState,
+    TrainingConfigurationError,
+    TrainingMeter,
+    available_trackers,
+    clamp_logit_scale,
+    cosine_schedule_with_warmup,
+    create_accelerator,
+    evaluate_loss,
+    find_latest_checkpoint,
+    flat_config,
+    format_metrics,
+    knowledge_forward,
+    load_checkpoint,
+    load_mixture,
+    load_pretraining_models,
+    parameter_groups,
+    parse_arguments,
+    parse_dataset_spec,
+    plot_training_curves,
+    run_compatibility,
+    save_checkpoint,
+    train_stage0_clip,
+)
 
 logger = get_logger(__name__)
 
@@ -78,36 +91,18 @@ def main(argv=None):
     specs = [parse_dataset_spec(spec) for spec in data_args.dataset or [f"demo:{data_args.demo_dir}"]]
     resume_path = args.resume_from_checkpoint
     if resume_path not in (None, "latest") and not os.path.isdir(resume_path):
-        raise SystemExit(f"--resume_from_checkpoint {resume_path}: no such directory.")
+        raise TrainingConfigurationError(f"--resume_from_checkpoint {resume_path}: no such directory.")
     if args.push_to_hub and not args.hub_model_id:
-        raise SystemExit("--push_to_hub needs --hub_model_id (namespace/name).")
+        raise TrainingConfigurationError("--push_to_hub needs --hub_model_id (namespace/name).")
     try:  # the model card needs a license: fail now rather than after training
         hub.resolve_license(args.license, model_args.model_name_or_path)
     except ValueError as error:
-        raise SystemExit(f"--license: {error}") from None
-    os.makedirs(args.output_dir, exist_ok=True)
+        raise TrainingConfigurationError(f"--license: {error}") from None
 
-    # ---------------------------------------------------------------------------------------------------- accelerator
-    # cpu=True on a machine without CUDA: accelerate only picks multi-process CPU (gloo) when told (HF_NOTES §8).
-    # Unused parameters are expected: a batch of text-only triplets (ConceptNet) never touches the vision tower.
+    # --------------------------------------------------------------------------------------------------- accelerator
     trackers = available_trackers(args.report_to)
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=args.mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=trackers or None,
-        project_config=ProjectConfiguration(
-            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")
-        ),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, force=True)
-    if not accelerator.is_main_process:
-        logging.getLogger().setLevel(logging.WARNING)
-    logger.info(
-        f"{accelerator.state.distributed_type} with {accelerator.num_processes} process(es)", main_process_only=True
-    )
+    os.makedirs(args.output_dir, exist_ok=True)
+    accelerator = create_accelerator(args.output_dir, args.mixed_precision, args.gradient_accumulation_steps, trackers)
 
     # ---------------------------------------------------------------------------------------------------------- data
     with accelerator.main_process_first():  # the demo world is built once, then read by every process
@@ -127,13 +122,15 @@ def main(argv=None):
                 train_stage0_clip(mixture.train_graphs, stage0_args, clip_path, args.seed)
     # Seeded here, after stage 0 (which a cached run skips), so the new modules' initialisation never depends on it.
     set_seed(args.seed)
-    model, teacher, processor = load_model_teacher_processor(clip_path, model_args, mixture.relation_vocab)
+    model, teacher, processor = load_pretraining_models(clip_path, model_args, mixture.relation_vocab)
+    teacher_path = model_args.teacher_name_or_path or clip_path
     if args.activation_checkpointing:
         model.activation_checkpointing_enable()
     if teacher is not None:
-        # Frozen: eval mode, no gradient, never prepared (so never wrapped, synchronised or saved in a checkpoint).
-        # Every process loads it from the same files, so every process distils from the same weights.
-        teacher.eval().requires_grad_(False).to(accelerator.device)
+        # Frozen and never prepared, so never wrapped, synchronised or saved in a checkpoint. Every process loads it
+        # from the same files, so every process distils from the same weights.
+        teacher.to(accelerator.device)
+        logger.info(f"KD teacher: the CLIP part of {teacher_path}", main_process_only=True)
 
     # G2E neighbourhoods follow the model's graph settings unless overridden.
     num_neighbors = data_args.num_neighbors or model.config.graph_num_neighbors
@@ -178,7 +175,9 @@ def main(argv=None):
 
     # -------------------------------------------------------------------------------------------------------- resume
     checkpoints_dir = os.path.join(args.output_dir, "checkpoints")
-    compatibility = run_compatibility(unwrapped, accelerator, args)
+    compatibility = run_compatibility(
+        unwrapped, accelerator.num_processes, args.per_device_train_batch_size, args.gradient_accumulation_steps
+    )
     state = TrainerState(compatibility=compatibility)
     if args.resume_from_checkpoint:
         checkpoint = (
@@ -205,15 +204,7 @@ def main(argv=None):
 
     # -------------------------------------------------------------------------------------------------- train loop
     train_history, eval_history = [], []
-    # Sums and counts of each objective since the last log line, summed over processes when logged: with the
-    # global-batch losses, the mean over processes of their values is the loss of the global batch.
-    loss_sums = torch.zeros(2, len(LOSS_NAMES), device=accelerator.device)
-    data_time = step_time = 0.0
-    interval_start, interval_step = time.perf_counter(), state.global_step
-    progress = tqdm(
-        total=max_steps, initial=state.global_step, disable=not accelerator.is_local_main_process, desc="training"
-    )
-    training_start = time.perf_counter()
+    meter = TrainingMeter(accelerator, LOSS_NAMES, max_steps, global_batch, initial_step=state.global_step)
     model.train()
     while state.global_step < max_steps:
         train_dataloader.set_epoch(state.epoch)
@@ -222,10 +213,7 @@ def main(argv=None):
             if state.batches_in_epoch
             else train_dataloader
         )
-        fetch_start = time.perf_counter()
-        for batch in batches:
-            compute_start = time.perf_counter()
-            data_time += compute_start - fetch_start
+        for batch in meter.timed(batches):
             with accelerator.accumulate(model):
                 output = knowledge_forward(model, batch, teacher, accelerator)
                 accelerator.backward(output.loss)
@@ -233,62 +221,33 @@ def main(argv=None):
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            for column, name in enumerate(LOSS_NAMES):
-                if output.get(name) is not None:
-                    loss_sums[0, column] += output[name].detach().float()
-                    loss_sums[1, column] += 1
+            meter.add_losses(output)
             state.batches_in_epoch += 1
-            step_time += time.perf_counter() - compute_start
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            clamp_logit_scale(unwrapped)
+            state.global_step += 1
+            meter.step()
 
-            if accelerator.sync_gradients:
-                scheduler.step()
-                clamp_logit_scale(unwrapped)
-                state.global_step += 1
-                progress.update(1)
-
-                if state.global_step % args.logging_steps == 0 or state.global_step == max_steps:
-                    elapsed = time.perf_counter() - interval_start
-                    sums, counts = accelerator.reduce(loss_sums, reduction="sum").tolist()
-                    record = {"step": state.global_step, "epoch": state.epoch}
-                    record |= {name: total / count for name, total, count in zip(LOSS_NAMES, sums, counts) if count}
-                    record |= {
-                        "lr/towers": scheduler.get_last_lr()[0],
-                        "logit_scale": unwrapped.logit_scale.exp().item(),
-                        "samples_per_second": (state.global_step - interval_step) * global_batch / elapsed,
-                        "data_time_fraction": data_time / max(data_time + step_time, 1e-9),
-                    }
-                    train_history.append(record)
-                    # The step is the tracker's own axis; trackio reserves the name for it.
-                    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=state.global_step)
-                    losses = " | ".join(f"{n} {record[n]:.4f}" for n in LOSS_NAMES if n in record)
-                    logger.info(
-                        f"step {state.global_step}/{max_steps} | {losses} | {record['samples_per_second']:.1f} "
-                        f"samples/s | data {data_time:.1f}s vs step {step_time:.1f}s",
-                        main_process_only=True,
-                    )
-                    loss_sums.zero_()
-                    data_time = step_time = 0.0
-                    interval_start, interval_step = time.perf_counter(), state.global_step
-
-                if eval_dataloader is not None and args.eval_steps and state.global_step % args.eval_steps == 0:
-                    metrics = evaluate_loss(model, eval_dataloader, teacher, accelerator, args.max_eval_batches)
-                    eval_history.append({"step": state.global_step, **metrics})
-                    accelerator.log(metrics, step=state.global_step)
-                    logger.info(
-                        f"step {state.global_step} evaluation: {format_metrics(metrics)}", main_process_only=True
-                    )
-
-                if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
-                    path = save_checkpoint(accelerator, checkpoints_dir, state, args.checkpoints_total_limit)
-                    logger.info(f"Saved {path}", main_process_only=True)
-                if state.global_step >= max_steps:
-                    break
-            fetch_start = time.perf_counter()
+            if state.global_step % args.logging_steps == 0 or state.global_step == max_steps:
+                values = {"lr/towers": scheduler.get_last_lr()[0], "logit_scale": unwrapped.logit_scale.exp().item()}
+                train_history.append(meter.log(state.global_step, state.epoch, values))
+            if eval_dataloader is not None and args.eval_steps and state.global_step % args.eval_steps == 0:
+                metrics = evaluate_loss(model, eval_dataloader, teacher, accelerator, args.max_eval_batches)
+                eval_history.append({"step": state.global_step, **metrics})
+                accelerator.log(metrics, step=state.global_step)
+                logger.info(f"step {state.global_step} evaluation: {format_metrics(metrics)}", main_process_only=True)
+            if args.checkpointing_steps and state.global_step % args.checkpointing_steps == 0:
+                path = save_checkpoint(accelerator, checkpoints_dir, state, args.checkpoints_total_limit)
+                logger.info(f"Saved {path}", main_process_only=True)
+            if state.global_step >= max_steps:
+                break
         else:  # the epoch ran out: the next one starts from its first batch
             state.epoch += 1
             state.batches_in_epoch = 0
-    progress.close()
-    training_seconds = time.perf_counter() - training_start
+    meter.close()
+    training_seconds = meter.elapsed_seconds
 
     # ---------------------------------------------------------------------------------------------------- final eval
     final_metrics = {}
@@ -300,16 +259,23 @@ def main(argv=None):
         logger.info(f"final evaluation: {format_metrics(final_metrics)}", main_process_only=True)
 
     # Zero-shot classification, retrieval, link and relation prediction and caption probes on each demo world, for
-    # the original CLIP and the result: what continual knowledge training bought (main process; the others wait).
+    # the original CLIP (the teacher) and the result: what continual knowledge training bought (main process; the
+    # others wait).
     benchmarks = {}
     if args.benchmark_demo_world and accelerator.is_main_process:
         unwrapped.eval()
+        models = {"knowledge_clip": (unwrapped, processor)}
+        if teacher is not None:
+            models = {"original_clip": (teacher, CLIPProcessor.from_pretrained(teacher_path)), **models}
         for spec in (spec for spec in specs if spec.kind == "demo"):
             world = build_demo_world(spec.path, seed=data_args.demo_seed, size=data_args.demo_size)
-            models = {"original_clip": (teacher, CLIPProcessor.from_pretrained(clip_path))}
-            models["knowledge_clip"] = (unwrapped, processor)
-            benchmarks[spec.path] = benchmark_demo_world(models, world, args.seed, data_args.validation_fraction)
-            logger.info(f"Demo world benchmark ({spec.path}):\n" + benchmark_table(benchmarks[spec.path]))
+            benchmarks[spec.path] = {
+                name: flatten_results(
+                    evaluate_on_demo_world(model, model_processor, world, args.seed, data_args.validation_fraction)
+                )
+                for name, (model, model_processor) in models.items()
+            }
+            logger.info(f"Demo world benchmark ({spec.path}):\n" + demo_world_headline_table(benchmarks[spec.path]))
 
     # ---------------------------------------------------------------------------------------------------------- save
     accelerator.wait_for_everyone()
@@ -337,7 +303,7 @@ def main(argv=None):
             "license": args.license,
             "datasets": metrics["datasets"],
             "training_args": flat_config(args),
-            "eval_results": card_eval_results(benchmarks),
+            "eval_results": demo_world_card_results(benchmarks, "knowledge_clip"),
         }
         repo_id = args.hub_model_id or f"local/{os.path.basename(os.path.abspath(args.output_dir))}"
         hub.create_model_card(unwrapped.config, repo_id, **card_kwargs).save(
@@ -353,151 +319,8 @@ def main(argv=None):
     accelerator.state.destroy_process_group()
 
 
-def available_trackers(report_to: list[str]) -> list[str]:
-    """The requested trackers that are installed (tensorboard; trackio when present); `none` turns them off."""
-    import importlib.util
-
-    modules = {"tensorboard": "tensorboard", "trackio": "trackio"}
-    wanted = [name for name in report_to if name != "none"]
-    unknown = [name for name in wanted if name not in modules]
-    if unknown:
-        raise SystemExit(f"--report_to: unknown tracker(s) {unknown}; expected tensorboard, trackio or none.")
-    missing = [name for name in wanted if importlib.util.find_spec(modules[name]) is None]
-    if missing:
-        # Plain logging: this runs before the Accelerator exists, which accelerate's logger requires.
-        logging.getLogger(__name__).warning(
-            f"--report_to: {missing} not installed, not logging there (pip install {' '.join(missing)})."
-        )
-    return [name for name in wanted if name not in missing]
-
-
-def load_model_teacher_processor(path: str, model_args, relation_vocab: list[str]):
-    """
-    The student (`KnowledgeCLIPModel`), the frozen teacher (`CLIPModel`, or None without KD) and the processor.
-
-    A CLIP checkpoint is continued with fresh knowledge modules over the data's relation vocabulary, and is itself
-    the teacher. A Knowledge-CLIP checkpoint keeps training; its relation vocabulary must cover the data's, and its
-    CLIP part at load time is the teacher.
-    """
-    try:
-        config_dict, _ = PretrainedConfig.get_config_dict(path)
-    except OSError as error:
-        raise SystemExit(
-            f"--model_name_or_path {path}: cannot read a config ({str(error).splitlines()[0]})."
-        ) from None
-    model_type = config_dict.get("model_type")
-    fusion = model_args.fusion_overrides()
-    if model_args.disable_dropout:
-        fusion |= {"drop_path_rate": 0.0, "attention_dropout": 0.0}
-    overrides = model_args.config_overrides()
-    if model_type == "clip":
-        # from_pretrained reports every new knowledge weight as MISSING, which is expected here (HF_NOTES §2).
-        verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()
-        model = KnowledgeCLIPModel.from_clip(
-            path, relation_vocab=relation_vocab, fusion_encoder_config=fusion, **overrides
-        )
-        transformers_logging.set_verbosity(verbosity)
-        clip_processor = CLIPProcessor.from_pretrained(path)
-        processor = KnowledgeCLIPProcessor(
-            clip_processor.image_processor, clip_processor.tokenizer, relation_vocab=relation_vocab
-        )
-        teacher = CLIPModel.from_pretrained(path)
-    elif model_type == "knowledge_clip":
-        missing = [r for r in relation_vocab if r not in config_dict.get("relation_vocab", [])]
-        if missing:
-            raise SystemExit(
-                f"--model_name_or_path {path}: its relation vocabulary lacks {len(missing)} relation(s) of the data "
-                f"({missing[:5]}); continue from its CLIP export (save_clip_pretrained) to start a new vocabulary."
-            )
-        if fusion:
-            raise SystemExit(
-                f"--model_name_or_path {path}: a Knowledge-CLIP checkpoint keeps its fusion encoder sizes."
-            )
-        model = KnowledgeCLIPModel.from_pretrained(path, **overrides)
-        processor = KnowledgeCLIPProcessor.from_pretrained(path)
-        teacher = model.to_clip()
-    else:
-        raise SystemExit(
-            f"--model_name_or_path {path}: expected a CLIP or Knowledge-CLIP checkpoint, got {model_type!r}."
-        )
-    if model.config.kd_loss_weight == 0:
-        teacher = None
-    return model, teacher, processor
-
-
-def run_compatibility(model, accelerator, args) -> dict:
-    """What a checkpoint must share with this run to be resumed exactly: weights' shapes, relations, batch layout."""
-    shapes = "\n".join(f"{name}:{tuple(p.shape)}" for name, p in model.state_dict().items())
-    return {
-        "parameters": hashlib.sha256(shapes.encode()).hexdigest()[:16],
-        "relation_vocab": list(model.config.relation_vocab),
-        "batch_layout": [
-            accelerator.num_processes,
-            args.per_device_train_batch_size,
-            args.gradient_accumulation_steps,
-        ],
-    }
-
-
-def flat_config(args) -> dict:
-    """The training arguments as tracker hyper-parameters (TensorBoard accepts scalars and strings only)."""
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in vars(args).items()}
-
-
-def benchmark_demo_world(models: dict, world, seed: int, validation_fraction: float) -> dict[str, dict]:
-    """`knowledge_clip.evaluation.evaluate_on_demo_world` of each `(model, processor)` (skipping `None` models)."""
-    # Python puts this script's folder first on sys.path, where examples/evaluate.py would shadow the `evaluate`
-    # library that knowledge_clip.evaluation imports.
-    script_dir = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [path for path in sys.path if os.path.abspath(path or ".") != script_dir]
-    from knowledge_clip.evaluation import evaluate_on_demo_world, flatten_results
-
-    return {
-        name: flatten_results(evaluate_on_demo_world(model, processor, world, seed, validation_fraction))
-        for name, (model, processor) in models.items()
-        if model is not None
-    }
-
-
-def card_eval_results(benchmarks: dict[str, dict]) -> dict[str, dict[str, float]]:
-    """The trained model's demo-world benchmark as the model card's `{task/dataset: {metric: value}}`."""
-    results = {}
-    for world_path, by_model in benchmarks.items():
-        world = f"demo-world-{os.path.basename(os.path.normpath(world_path))}"
-        for key, value in by_model.get("knowledge_clip", {}).items():
-            if not isinstance(value, float):
-                continue
-            parts = key.split("/")
-            if parts[0] == "zero_shot":
-                task = f"zero_shot_classification/{world}"
-            elif parts[0] == "retrieval":
-                kind = "text_retrieval" if parts[1] == "image_to_text" else "image_retrieval"
-                task = f"{kind}/{world}-captions"
-            elif parts[0] in ("link_prediction", "relation_prediction") and parts[-2] in ("both", parts[1]):
-                task = f"{parts[0]}/{world}-{parts[1]}"
-            else:
-                continue
-            results.setdefault(task, {})[parts[-1]] = value
-    return results
-
-
-def benchmark_table(results: dict[str, dict]) -> str:
-    """The headline numbers of each model's demo-world benchmark, one line per metric."""
-    headline = ("zero_shot/top1_accuracy", "retrieval/image_to_text/recall@1", "retrieval/text_to_image/recall@1",
-                "probes/overall/accuracy", "link_prediction/conceptnet/both/mrr", "relation_prediction/visual_genome/accuracy")  # fmt: skip
-    lines = []
-    for metric in headline:
-        values = {name: flat.get(metric) for name, flat in results.items()}
-        shown = ", ".join(f"{name} {value:.3f}" for name, value in values.items() if isinstance(value, float))
-        if shown:
-            lines.append(f"  {metric}: {shown}")
-    return "\n".join(lines)
-
-
-def format_metrics(metrics: dict) -> str:
-    return " | ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except TrainingConfigurationError as error:  # a bad invocation: its one-line message, no traceback
+        raise SystemExit(str(error)) from None

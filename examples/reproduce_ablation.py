@@ -41,20 +41,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# examples/evaluate.py, next to this script, is named like the `evaluate` library that knowledge_clip.evaluation
-# imports, and the folder of a script run as `python examples/<script>.py` comes first on sys.path.
-_SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _SCRIPT_DIR]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from knowledge_clip.data.demo_world import build_demo_world  # noqa: E402
-from knowledge_clip.evaluation import evaluate_on_demo_world, flatten_results, load_model_and_processor  # noqa: E402
-from knowledge_clip.evaluation.probes import PROBE_KINDS  # noqa: E402
-from knowledge_clip.training.arguments import ModelArguments, parse_arguments  # noqa: E402
-from knowledge_clip.training.datasets import load_mixture, parse_dataset_spec  # noqa: E402
-from knowledge_clip.training.stage0 import train_stage0_clip  # noqa: E402
+from knowledge_clip.data.demo_world import build_demo_world
+from knowledge_clip.evaluation import evaluate_on_demo_world, flatten_results, load_model_and_processor
+from knowledge_clip.evaluation.probes import PROBE_KINDS
+from knowledge_clip.training import TrainingConfigurationError
+from knowledge_clip.training.arguments import ModelArguments, parse_arguments
+from knowledge_clip.training.datasets import load_mixture, parse_dataset_spec
+from knowledge_clip.training.stage0 import train_stage0_clip
 
 logger = logging.getLogger("reproduce_ablation")
 
@@ -409,4 +405,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except TrainingConfigurationError as error:  # a bad invocation: its one-line message, no traceback
+        raise SystemExit(str(error)) from None

@@ -1,4 +1,4 @@
-"""examples/evaluate.py on a Knowledge-CLIP and a plain CLIP checkpoint, and the ablation table's aggregation."""
+"""examples/evaluate_model.py on a Knowledge-CLIP and a plain CLIP checkpoint, and the ablation table's aggregation."""
 
 import importlib.util
 import json
@@ -33,7 +33,7 @@ def checkpoints(tmp_path_factory):
 
 
 def test_evaluate_script_writes_results_for_both_kinds_of_checkpoint(checkpoints, tmp_path):
-    evaluate_script = _script("evaluate")
+    evaluate_script = _script("evaluate_model")
     world = tmp_path / "world"
     outputs = {}
     for kind in ("knowledge", "clip"):

@@ -1,6 +1,7 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """The demo recipe end to end (`accelerate launch examples/pretrain.py`, tiny sizes) and the argument parsing."""
 
+import dataclasses
 import importlib.util
 import json
 
@@ -9,7 +10,8 @@ import yaml
 from training_utils import PRETRAIN, REPO, TINY_ARGS, run_pretrain
 
 from knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPProcessor
-from knowledge_clip.training.arguments import parse_arguments
+from knowledge_clip.training import TrainingConfigurationError
+from knowledge_clip.training.arguments import ModelArguments, parse_arguments
 from knowledge_clip.training.datasets import DatasetSpec, parse_dataset_spec
 from knowledge_clip.training.optim import parameter_groups
 
@@ -96,6 +98,35 @@ def test_yaml_then_command_line(tmp_path):
     assert args.max_steps == 3
 
 
+def test_parse_arguments_with_a_scripts_own_dataclasses(tmp_path):
+    """What a fine-tuning script does: its own dataclasses, the same YAML and list-flag rules."""
+
+    @dataclasses.dataclass
+    class FinetuningArguments:
+        task: str = "vqa"
+        splits: list[str] = dataclasses.field(default_factory=list, metadata={"action": "extend"})
+        learning_rate: float = 1e-4
+
+    config = tmp_path / "finetune.yaml"
+    config.write_text("model_name_or_path: some/knowledge-clip\ntask: nlvr2\nsplits: [train, dev]\n")
+    model_args, finetuning_args = parse_arguments(
+        [str(config), "--learning_rate", "3e-5"], dataclass_types=(ModelArguments, FinetuningArguments)
+    )
+    assert model_args.model_name_or_path == "some/knowledge-clip"
+    assert (finetuning_args.task, finetuning_args.splits, finetuning_args.learning_rate) == (
+        "nlvr2",
+        ["train", "dev"],
+        3e-5,
+    )
+    _, finetuning_args = parse_arguments(
+        ["--config", str(config), "--splits", "test"], dataclass_types=(ModelArguments, FinetuningArguments)
+    )
+    assert finetuning_args.splits == ["test"]  # flags replace the file's list
+    config.write_text("max_steps: 3\n")  # a pretraining key this script does not have
+    with pytest.raises(TrainingConfigurationError, match=r"unknown keys \['max_steps'\]"):
+        parse_arguments([str(config)], dataclass_types=(ModelArguments, FinetuningArguments))
+
+
 def test_dataset_specs(tmp_path):
     for name in ("cn.csv.gz", "x:y.json"):
         (tmp_path / name).touch()
@@ -114,7 +145,7 @@ def test_dataset_specs(tmp_path):
         (f"conceptnet:{tmp_path}/cn.csv.gz:-1", "weight must be a number >= 0"),
     )
     for bad, message in bad_specs:
-        with pytest.raises(SystemExit, match=message):
+        with pytest.raises(TrainingConfigurationError, match=message):
             parse_dataset_spec(bad)
 
 

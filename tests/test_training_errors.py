@@ -1,5 +1,6 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
-"""Bad invocations of `examples/pretrain.py` stop with a one-line error, not a traceback."""
+"""Bad invocations of `examples/pretrain.py` raise `TrainingConfigurationError`, which the script turns into a one-line
+error, not a traceback."""
 
 import importlib.util
 
@@ -7,6 +8,7 @@ import pytest
 from training_utils import PRETRAIN, run_pretrain
 
 from knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPProcessor
+from knowledge_clip.training import TrainingConfigurationError
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +37,21 @@ def assert_one_line_error(result, expected: str) -> None:
         (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
         (["--resume_from_checkpoint", "/does/not/exist"], "no such directory"),
         (["--model_name_or_path", "some/unknown-clip"], "Cannot tell the license of base model"),
+        (["--report_to", "wandb"], "--report_to: unknown tracker(s) ['wandb']"),
     ],
 )
 def test_bad_arguments_exit_before_any_work(pretrain, tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(TrainingConfigurationError) as error_info:
         pretrain.main(args)
-    message = str(exit_info.value.code)
+    message = str(error_info.value)
     assert expected in message and "\n" not in message
     assert list(tmp_path.iterdir()) == []  # nothing was built or written
 
 
 def test_unknown_yaml_key(pretrain, tmp_path):
     (tmp_path / "bad.yaml").write_text("learning_rate: 1.0e-5\nlerning_rate: 2.0e-5\n")
-    with pytest.raises(SystemExit, match=r"unknown keys \['lerning_rate'\]"):
+    with pytest.raises(TrainingConfigurationError, match=r"unknown keys \['lerning_rate'\]"):
         pretrain.main([str(tmp_path / "bad.yaml")])
 
 

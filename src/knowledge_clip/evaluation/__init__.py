@@ -16,6 +16,8 @@ See docs/evaluation.md.
 """
 
 from .benchmarks import (
+    demo_world_card_results,
+    demo_world_headline_table,
     evaluate_knowledge_graphs,
     evaluate_on_demo_world,
     evaluate_user_datasets,
@@ -46,6 +48,8 @@ __all__ = [
     "ViewImage",
     "build_demo_world_probes",
     "class_embeddings",
+    "demo_world_card_results",
+    "demo_world_headline_table",
     "encode_images",
     "encode_texts",
     "evaluate_caption_probes",

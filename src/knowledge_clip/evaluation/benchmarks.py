@@ -1,7 +1,8 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """
 Whole evaluation runs: load any CLIP or Knowledge-CLIP checkpoint, evaluate it on the demo world or on a user's
-datasets, and render the results as Markdown. Used by `examples/evaluate.py` and `examples/reproduce_ablation.py`.
+datasets, and render the results as Markdown or for a model card. Used by `examples/evaluate_model.py`,
+`examples/pretrain.py` and `examples/reproduce_ablation.py`.
 """
 
 import os
@@ -263,3 +264,67 @@ def results_to_markdown(results: dict, title: str | None = None) -> str:
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         lines.append(f"| {name} | {shown.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+DEMO_WORLD_HEADLINE_METRICS = (
+    "zero_shot/top1_accuracy",
+    "retrieval/image_to_text/recall@1",
+    "retrieval/text_to_image/recall@1",
+    "probes/overall/accuracy",
+    "link_prediction/conceptnet/both/mrr",
+    "relation_prediction/visual_genome/accuracy",
+)
+"""The flattened demo-world metrics `demo_world_headline_table` shows."""
+
+
+def demo_world_headline_table(results: dict[str, dict]) -> str:
+    """
+    The headline numbers of several models' demo-world benchmarks, one line per metric, for a log.
+
+    Args:
+        results (`dict[str, dict]`): Model name -> [`flatten_results`] of its [`evaluate_on_demo_world`]. A metric
+            a model lacks (a CLIP has no link prediction) is left out of its line.
+
+    Returns:
+        `str`: Lines `  metric: name value, name value`.
+    """
+    lines = []
+    for metric in DEMO_WORLD_HEADLINE_METRICS:
+        values = {name: flat.get(metric) for name, flat in results.items()}
+        shown = ", ".join(f"{name} {value:.3f}" for name, value in values.items() if isinstance(value, float))
+        if shown:
+            lines.append(f"  {metric}: {shown}")
+    return "\n".join(lines)
+
+
+def demo_world_card_results(benchmarks: dict[str, dict[str, dict]], model_name: str) -> dict[str, dict[str, float]]:
+    """
+    One model's demo-world benchmarks as the `eval_results` of `knowledge_clip.hub.create_model_card`.
+
+    Args:
+        benchmarks (`dict[str, dict[str, dict]]`): World directory -> model name -> [`flatten_results`] of its
+            [`evaluate_on_demo_world`].
+        model_name (`str`): The model whose numbers go on the card.
+
+    Returns:
+        `dict[str, dict[str, float]]`: `{"task/dataset": {metric: value}}`: zero-shot classification, text and image
+        retrieval, and the link and relation prediction of each graph, on the dataset `demo-world-<directory name>`.
+    """
+    card_results = {}
+    for world_path, by_model in benchmarks.items():
+        world = f"demo-world-{os.path.basename(os.path.normpath(world_path))}"
+        for key, value in by_model.get(model_name, {}).items():
+            if not isinstance(value, float):
+                continue
+            parts = key.split("/")
+            if parts[0] == "zero_shot":
+                task = f"zero_shot_classification/{world}"
+            elif parts[0] == "retrieval":
+                kind = "text_retrieval" if parts[1] == "image_to_text" else "image_retrieval"
+                task = f"{kind}/{world}-captions"
+            elif parts[0] in ("link_prediction", "relation_prediction") and parts[-2] in ("both", parts[1]):
+                task = f"{parts[0]}/{world}-{parts[1]}"
+            else:
+                continue
+            card_results.setdefault(task, {})[parts[-1]] = value
+    return card_results

@@ -1,6 +1,7 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """
-Command-line and YAML arguments of `examples/pretrain.py`, as `HfArgumentParser` dataclasses.
+Command-line and YAML arguments of `examples/pretrain.py`, as `HfArgumentParser` dataclasses, and `parse_arguments`,
+which any training script can use with its own dataclasses.
 
 Every field is a `--flag` of the script and a key of its YAML files (`examples/configs/*.yaml`). A YAML file is read
 first (`--config FILE`, or a lone `.yaml` path as the first argument) and the command line overrides it, key by key.
@@ -15,7 +16,16 @@ from dataclasses import dataclass, field
 import yaml
 from transformers import HfArgumentParser
 
-__all__ = ["DataArguments", "ModelArguments", "PretrainingArguments", "Stage0Arguments", "parse_arguments"]
+from .errors import TrainingConfigurationError
+
+__all__ = [
+    "PRETRAINING_ARGUMENT_CLASSES",
+    "DataArguments",
+    "ModelArguments",
+    "PretrainingArguments",
+    "Stage0Arguments",
+    "parse_arguments",
+]
 
 
 @dataclass
@@ -30,17 +40,25 @@ class ModelArguments:
         fusion_hidden_size, fusion_num_layers, fusion_num_heads, fusion_intermediate_size (`int`, *optional*):
             The multi-modal encoder. Unset fields keep the paper's defaults (4 layers, width 1024).
         drop_path_rate (`float`, *optional*):
-            Stochastic depth of the multi-modal encoder (the paper's 0.1 when unset).
+            Stochastic depth of the multi-modal encoder (the paper's 0.1 when unset). Unlike the sizes above, it can
+            be changed when continuing a Knowledge-CLIP checkpoint.
         graph_num_layers (`int`, *optional*):
             Message-passing layers of the G2E objective.
         e2e_loss_weight, e2r_loss_weight, g2e_loss_weight (`float`, *optional*):
             Weights of the knowledge objectives in the total loss (the config's 1.0 when unset); 0 for ablations.
         kd_loss_weight (`float`, *optional*):
             Weight of the distillation against the original CLIP; 0 trains without a teacher.
+        teacher_name_or_path (`str`, *optional*):
+            The KD teacher: a CLIP checkpoint, or a Knowledge-CLIP checkpoint whose CLIP part is the teacher. It must
+            read the student's inputs (same text vocabulary and image size). When unset, the CLIP part of
+            `model_name_or_path` as loaded: the original CLIP when continuing a CLIP checkpoint, but the towers of the
+            checkpoint itself when continuing a Knowledge-CLIP one.
         clip_loss_weight (`float`, *optional*):
             Weight of CLIP's contrastive loss on the image-text triplets (0, the paper's, when unset).
         disable_dropout (`bool`, *optional*, defaults to `False`):
-            Turn off dropout, attention dropout and drop-path everywhere (for exact comparisons between runs).
+            Turn off dropout everywhere (for exact comparisons between runs): the attention dropout of both CLIP towers
+            (their only dropout) and the fusion encoder's attention dropout and drop-path. Wins over
+            `drop_path_rate`; works on a Knowledge-CLIP checkpoint too.
     """
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "CLIP or Knowledge-CLIP checkpoint."})
@@ -56,8 +74,15 @@ class ModelArguments:
     e2r_loss_weight: float | None = field(default=None, metadata={"help": "Weight of the E2R loss."})
     g2e_loss_weight: float | None = field(default=None, metadata={"help": "Weight of the G2E loss."})
     kd_loss_weight: float | None = field(default=None, metadata={"help": "Weight of the KD loss (0: no teacher)."})
+    teacher_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "KD teacher: CLIP or Knowledge-CLIP checkpoint (default: model_name_or_path's CLIP part)."},
+    )
     clip_loss_weight: float | None = field(default=None, metadata={"help": "Weight of CLIP's own loss (ablations)."})
-    disable_dropout: bool = field(default=False, metadata={"help": "Turn off dropout and drop-path."})
+    disable_dropout: bool = field(
+        default=False,
+        metadata={"help": "Turn off dropout everywhere: towers' attention dropout, fusion dropout and drop-path."},
+    )
 
     def config_overrides(self) -> dict:
         """The `KnowledgeCLIPConfig` fields other than the fusion encoder's that were set."""
@@ -71,18 +96,23 @@ class ModelArguments:
         )
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
-    def fusion_overrides(self) -> dict:
-        """The `fusion_encoder_config` fields that were set, under their config names."""
+    def fusion_size_overrides(self) -> dict:
+        """The `fusion_encoder_config` sizes that were set, under their config names (they fix the weights' shapes)."""
         names = {
             "fusion_hidden_size": "hidden_size",
             "fusion_num_layers": "num_hidden_layers",
             "fusion_num_heads": "num_attention_heads",
             "fusion_intermediate_size": "intermediate_size",
-            "drop_path_rate": "drop_path_rate",
         }
         return {
             config_name: getattr(self, name) for name, config_name in names.items() if getattr(self, name) is not None
         }
+
+    def fusion_dropout_overrides(self) -> dict:
+        """The `fusion_encoder_config` dropout rates that were set; `disable_dropout` zeroes all of them."""
+        if self.disable_dropout:
+            return {"drop_path_rate": 0.0, "attention_dropout": 0.0}
+        return {"drop_path_rate": self.drop_path_rate} if self.drop_path_rate is not None else {}
 
 
 @dataclass
@@ -212,8 +242,8 @@ class PretrainingArguments:
             Cap on the validation batches per evaluation.
         benchmark_demo_world (`bool`, *optional*, defaults to `True`):
             After training, run `knowledge_clip.evaluation.evaluate_on_demo_world` (zero-shot classification,
-            retrieval, link and relation prediction, caption probes) on every `demo` source, for the original CLIP
-            and the trained model; results go to `metrics.json`.
+            retrieval, link and relation prediction, caption probes) on every `demo` source, for the KD teacher (the
+            original CLIP) and the trained model; results go to `metrics.json`.
         checkpointing_steps (`int`, *optional*):
             Optimiser steps between resumable checkpoints.
         checkpoints_total_limit (`int`, *optional*, defaults to 2):
@@ -262,36 +292,45 @@ class PretrainingArguments:
 
     def __post_init__(self):
         if self.mixed_precision not in (None, "no", "bf16", "fp16"):
-            raise SystemExit(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}.")
+            raise TrainingConfigurationError(
+                f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}."
+            )
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
-                raise SystemExit(f"--{name} must be >= 1, got {getattr(self, name)}.")
+                raise TrainingConfigurationError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_steps is not None and self.max_steps < 1:
-            raise SystemExit(f"--max_steps must be >= 1, got {self.max_steps}.")
+            raise TrainingConfigurationError(f"--max_steps must be >= 1, got {self.max_steps}.")
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, Stage0Arguments, PretrainingArguments)
+PRETRAINING_ARGUMENT_CLASSES = (ModelArguments, DataArguments, Stage0Arguments, PretrainingArguments)
+"""The dataclasses of `examples/pretrain.py`, in the order `parse_arguments` returns them by default."""
 
 
 def parse_arguments(
-    argv: Sequence[str] | None = None, demo_defaults: dict | None = None
-) -> tuple[ModelArguments, DataArguments, Stage0Arguments, PretrainingArguments]:
+    argv: Sequence[str] | None = None,
+    demo_defaults: dict | None = None,
+    dataclass_types: Sequence[type] = PRETRAINING_ARGUMENT_CLASSES,
+) -> tuple:
     """
-    Parses `argv` (default `sys.argv[1:]`) into the four argument dataclasses, YAML first, command line on top.
+    Parses `argv` (default `sys.argv[1:]`) into argument dataclasses, YAML first, command line on top.
 
     Args:
         argv (`list[str]`, *optional*):
             The arguments. `--config FILE.yaml` (or a lone `.yaml` path first) names a YAML file whose keys are field
-            names; any flag on the command line wins over the same key in the file. `--dataset` flags on the command
-            line replace the file's `dataset` list as a whole.
+            names; any flag on the command line wins over the same key in the file. Flags of list fields that
+            accumulate (`"action": "extend"` in their metadata, like `--dataset`) replace the file's list as a whole.
         demo_defaults (`dict`, *optional*):
             Defaults of the demo, used under the file and the flags when neither names a `model_name_or_path`.
+        dataclass_types (`Sequence[type]`, *optional*, defaults to `PRETRAINING_ARGUMENT_CLASSES`):
+            The dataclasses to fill, e.g. a fine-tuning script's own; field names must be unique across them.
 
     Returns:
-        The parsed `(ModelArguments, DataArguments, Stage0Arguments, PretrainingArguments)`.
+        `tuple`: one instance of each of `dataclass_types`, in their order (by default `(ModelArguments,
+        DataArguments, Stage0Arguments, PretrainingArguments)`).
 
     Raises:
-        SystemExit: with a one-line message for a missing or malformed YAML file or an unknown key.
+        TrainingConfigurationError: with a one-line message for a missing or malformed YAML file, an unknown key, or
+            a value a dataclass's `__post_init__` rejects.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = None
@@ -300,41 +339,44 @@ def parse_arguments(
     elif "--config" in argv:
         position = argv.index("--config")
         if position + 1 == len(argv):
-            raise SystemExit("--config needs a YAML file.")
+            raise TrainingConfigurationError("--config needs a YAML file.")
         config_path = argv[position + 1]
         del argv[position : position + 2]
 
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(dataclass_types)
     config_values = _read_yaml(config_path) if config_path is not None else {}
-    known = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config_values) - known)
+    fields = [f for cls in dataclass_types for f in dataclasses.fields(cls)]
+    unknown = sorted(set(config_values) - {f.name for f in fields})
     if unknown:
-        raise SystemExit(f"{config_path}: unknown keys {unknown}.")
-    # `dataset` accumulates over repeated flags (argparse "extend"), so its YAML value is applied after parsing
-    # instead of as a parser default, which the flags would extend rather than replace.
-    config_datasets = config_values.pop("dataset", [])
+        raise TrainingConfigurationError(f"{config_path}: unknown keys {unknown}.")
+    # A list that accumulates over repeated flags (argparse "extend") gets its YAML value after parsing instead of as
+    # a parser default, which the flags would extend rather than replace.
+    extended = {f.name for f in fields if f.metadata.get("action") == "extend"}
+    config_lists = {name: config_values.pop(name) for name in extended if name in config_values}
     names_a_model = "model_name_or_path" in config_values or any(
         arg.split("=")[0] in ("--model_name_or_path", "--model-name-or-path") for arg in argv
     )
     if demo_defaults and not names_a_model:
         parser.set_defaults(**demo_defaults)
     parser.set_defaults(**config_values)
-    model_args, data_args, stage0_args, training_args = parser.parse_args_into_dataclasses(
-        args=argv, look_for_args_file=False
-    )
-    if not data_args.dataset:
-        data_args.dataset = [config_datasets] if isinstance(config_datasets, str) else list(config_datasets)
-    return model_args, data_args, stage0_args, training_args
+    parsed = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    for arguments in parsed:
+        for name, value in config_lists.items():
+            if hasattr(arguments, name) and not getattr(arguments, name):
+                setattr(arguments, name, [value] if isinstance(value, str) else list(value))
+    return tuple(parsed)
 
 
 def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
-        raise SystemExit(f"config file not found: {path}")
+        raise TrainingConfigurationError(f"config file not found: {path}")
     try:
         with open(path, encoding="utf-8") as file:
             values = yaml.safe_load(file) or {}
     except yaml.YAMLError as error:
-        raise SystemExit(f"{path}: not valid YAML ({str(error).splitlines()[0]}).") from None
+        raise TrainingConfigurationError(f"{path}: not valid YAML ({str(error).splitlines()[0]}).") from None
     if not isinstance(values, dict):
-        raise SystemExit(f"{path}: expected a mapping of argument names to values, got {type(values).__name__}.")
+        raise TrainingConfigurationError(
+            f"{path}: expected a mapping of argument names to values, got {type(values).__name__}."
+        )
     return values

@@ -2,12 +2,15 @@
 """
 Atomic, resumable training checkpoints on top of `accelerator.save_state`.
 
-`save_state` writes straight into its target directory, so a process killed mid-write leaves a partial checkpoint
-that `load_state` would happily pick (HF_NOTES §8). Here every checkpoint is written to a hidden temporary directory,
-completed with a `trainer_state.json` marker, and only then renamed to `checkpoint-<step>`; older checkpoints are
-pruned after the rename. `find_latest_checkpoint` only ever returns complete checkpoints.
+`save_state` (accelerate 1.15) writes straight into its target directory, so a process killed mid-write leaves a
+partial checkpoint, and `load_state` loads one whose RNG files are missing with only an INFO log. accelerate's own
+automatic naming is no safer: it deletes the oldest checkpoint before writing the new one. Here every checkpoint is
+written to a hidden temporary directory, completed with a `trainer_state.json` marker, and only then renamed to
+`checkpoint-<step>`; older checkpoints are pruned after the rename. `find_latest_checkpoint` only ever returns complete
+checkpoints.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -16,8 +19,11 @@ import signal
 from dataclasses import asdict, dataclass
 
 from accelerate import Accelerator
+from transformers import PreTrainedModel
 
-__all__ = ["TrainerState", "find_latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+from .errors import TrainingConfigurationError
+
+__all__ = ["TrainerState", "find_latest_checkpoint", "load_checkpoint", "run_compatibility", "save_checkpoint"]
 
 STATE_NAME = "trainer_state.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -42,6 +48,31 @@ class TrainerState:
     epoch: int = 0
     batches_in_epoch: int = 0
     compatibility: dict | None = None
+
+
+def run_compatibility(
+    model: PreTrainedModel, num_processes: int, per_device_train_batch_size: int, gradient_accumulation_steps: int
+) -> dict:
+    """
+    What a checkpoint must share with this run to be resumed exactly: the weights' names and shapes, the relation
+    vocabulary (the E2R classes, when the model's config has one) and the batch layout, which fixes the data order and
+    the contrastive negatives of every step.
+
+    Args:
+        model (`PreTrainedModel`): The model, not wrapped.
+        num_processes (`int`): Processes of the run (`accelerator.num_processes`).
+        per_device_train_batch_size (`int`): Samples per process and micro-step.
+        gradient_accumulation_steps (`int`): Micro-steps per optimiser step.
+
+    Returns:
+        `dict`: JSON-serialisable; `TrainerState.compatibility` and `load_checkpoint` compare it key by key.
+    """
+    shapes = "\n".join(f"{name}:{tuple(p.shape)}" for name, p in model.state_dict().items())
+    return {
+        "parameters": hashlib.sha256(shapes.encode()).hexdigest()[:16],
+        "relation_vocab": list(getattr(model.config, "relation_vocab", None) or []),
+        "batch_layout": [num_processes, per_device_train_batch_size, gradient_accumulation_steps],
+    }
 
 
 def _checkpoint_step(name: str) -> int | None:
@@ -134,11 +165,11 @@ def load_checkpoint(accelerator: Accelerator, checkpoint_dir: str, compatibility
         compatibility (`dict`): This run's model shape, relation vocabulary and batch layout.
 
     Raises:
-        SystemExit: with a one-line message when the checkpoint is incomplete or was written by an incompatible run.
+        TrainingConfigurationError: with a one-line message when the checkpoint is incomplete or was written by an incompatible run.
     """
     state_path = os.path.join(checkpoint_dir, STATE_NAME)
     if not os.path.isfile(state_path):
-        raise SystemExit(
+        raise TrainingConfigurationError(
             f"--resume_from_checkpoint {checkpoint_dir}: not a complete checkpoint ({STATE_NAME} missing)."
         )
     with open(state_path, encoding="utf-8") as file:
@@ -146,7 +177,7 @@ def load_checkpoint(accelerator: Accelerator, checkpoint_dir: str, compatibility
     saved = state.compatibility or {}
     differing = sorted(key for key in set(saved) | set(compatibility) if saved.get(key) != compatibility.get(key))
     if differing:
-        raise SystemExit(
+        raise TrainingConfigurationError(
             f"--resume_from_checkpoint {checkpoint_dir}: incompatible with this run (different {', '.join(differing)})."
         )
     accelerator.load_state(checkpoint_dir)

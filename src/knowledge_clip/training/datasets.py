@@ -13,6 +13,7 @@ import numpy as np
 from ..data import LOADERS
 from ..data.demo_world import build_demo_world
 from ..graph import KnowledgeGraph
+from .errors import TrainingConfigurationError
 
 __all__ = ["DatasetSpec", "KnowledgeMixture", "load_mixture", "parse_dataset_spec"]
 
@@ -41,12 +42,14 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
     containing colons still work. A `demo` path may be absent (the world is built there); any other must exist.
 
     Raises:
-        SystemExit: with a one-line message for an unknown kind, an empty or missing path or a negative weight.
+        TrainingConfigurationError: with a one-line message for an unknown kind, an empty or missing path or a negative weight.
     """
     kind, separator, rest = spec.partition(":")
     kinds = sorted([*LOADERS, DEMO_KIND])
     if kind not in kinds:
-        raise SystemExit(f"--dataset {spec!r}: unknown kind {kind!r}; expected one of {kinds} as kind:path[:weight].")
+        raise TrainingConfigurationError(
+            f"--dataset {spec!r}: unknown kind {kind!r}; expected one of {kinds} as kind:path[:weight]."
+        )
     path, weight = rest, None
     head, _, tail = rest.rpartition(":")
     if head:
@@ -56,11 +59,11 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
         except ValueError:
             pass
     if not separator or not path:
-        raise SystemExit(f"--dataset {spec!r}: missing path; expected {kind}:PATH[:WEIGHT].")
+        raise TrainingConfigurationError(f"--dataset {spec!r}: missing path; expected {kind}:PATH[:WEIGHT].")
     if weight is not None and not weight >= 0:
-        raise SystemExit(f"--dataset {spec!r}: the weight must be a number >= 0, got {tail}.")
+        raise TrainingConfigurationError(f"--dataset {spec!r}: the weight must be a number >= 0, got {tail}.")
     if kind != DEMO_KIND and not os.path.exists(path):
-        raise SystemExit(f"--dataset {spec!r}: path not found.")
+        raise TrainingConfigurationError(f"--dataset {spec!r}: path not found.")
     return DatasetSpec(kind, path, weight)
 
 
@@ -123,10 +126,10 @@ def load_mixture(
         demo_seed (`int`, *optional*, defaults to 0): Seed of demo worlds to build.
 
     Raises:
-        SystemExit: with a one-line message for a missing path or a source a loader rejects.
+        TrainingConfigurationError: with a one-line message for a missing path or a source a loader rejects.
     """
     if not 0 <= validation_fraction < 1:
-        raise SystemExit(f"--validation_fraction must be in [0, 1), got {validation_fraction}.")
+        raise TrainingConfigurationError(f"--validation_fraction must be in [0, 1), got {validation_fraction}.")
     graphs, weights = [], []
     for spec in specs:
         if spec.kind == DEMO_KIND:
@@ -141,7 +144,7 @@ def load_mixture(
             try:
                 loaded = [LOADERS[spec.kind](spec.path)]
             except (ValueError, OSError) as error:
-                raise SystemExit(f"--dataset {spec.kind}:{spec.path}: {_one_line(error)}") from None
+                raise TrainingConfigurationError(f"--dataset {spec.kind}:{spec.path}: {_one_line(error)}") from None
         graphs.extend(loaded)
         weights.extend([spec.weight] * len(loaded))
     mixture_weights = None if all(w is None for w in weights) else [1.0 if w is None else w for w in weights]
@@ -159,7 +162,7 @@ def _build_world(path: str, seed: int, size: str):
     try:
         return build_demo_world(path, seed=seed, size=size)
     except (ValueError, OSError) as error:
-        raise SystemExit(f"--dataset demo:{path}: {_one_line(error)}") from None
+        raise TrainingConfigurationError(f"--dataset demo:{path}: {_one_line(error)}") from None
 
 
 def _one_line(error: BaseException) -> str:

@@ -30,6 +30,7 @@ from ..data.image_text import IMAGE_OF
 from ..data.images import open_view_image
 from ..graph import KnowledgeGraph, ViewKind
 from .arguments import Stage0Arguments
+from .errors import TrainingConfigurationError
 
 __all__ = ["image_caption_pairs", "train_clip_tokenizer", "train_stage0_clip", "world_texts"]
 
@@ -89,11 +90,11 @@ def train_stage0_clip(graphs: Sequence[KnowledgeGraph], args: Stage0Arguments, o
         `str`: `output_dir`.
 
     Raises:
-        SystemExit: when the graphs hold no image-caption pairs.
+        TrainingConfigurationError: when the graphs hold no image-caption pairs.
     """
     pairs = image_caption_pairs(graphs)
     if not pairs:
-        raise SystemExit(
+        raise TrainingConfigurationError(
             "No CLIP checkpoint given (--model_name_or_path) and no image-caption pairs to train one on: add an "
             "image_text or demo --dataset."
         )

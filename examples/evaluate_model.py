@@ -2,9 +2,9 @@
 """
 Evaluate a Knowledge-CLIP or plain CLIP checkpoint, zero-shot, and write `results.json` and `results.md`.
 
-    python examples/evaluate.py knowledge-clip-demo                      # the demo world (built when absent)
-    python examples/evaluate.py stage0_clip --demo_dir demo_world        # the CLIP baseline on the same data
-    python examples/evaluate.py openai/clip-vit-base-patch32 \
+    python examples/evaluate_model.py knowledge-clip-demo                # the demo world (built when absent)
+    python examples/evaluate_model.py stage0_clip --demo_dir demo_world  # the CLIP baseline on the same data
+    python examples/evaluate_model.py openai/clip-vit-base-patch32 \
         --zero_shot /data/imagenet_val --retrieval /data/coco/annotations/captions_val2017.json \
         --kg visual_genome:/data/vg --kg conceptnet:/data/conceptnet-assertions-5.7.0.csv.gz --probes probes.jsonl
 
@@ -24,15 +24,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-# This script is named like the `evaluate` library that knowledge_clip.evaluation imports: run as
-# `python examples/evaluate.py`, its folder comes first on sys.path and would shadow the library.
-_SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _SCRIPT_DIR]
+import torch
 
-import torch  # noqa: E402
-
-from knowledge_clip.data.demo_world import build_demo_world  # noqa: E402
-from knowledge_clip.evaluation import (  # noqa: E402
+from knowledge_clip.data.demo_world import build_demo_world
+from knowledge_clip.evaluation import (
     DEFAULT_TEMPLATES,
     evaluate_on_demo_world,
     evaluate_user_datasets,
@@ -40,9 +35,9 @@ from knowledge_clip.evaluation import (  # noqa: E402
     load_model_and_processor,
     results_to_markdown,
 )
-from knowledge_clip.evaluation.benchmarks import KNOWLEDGE_LOADERS  # noqa: E402
+from knowledge_clip.evaluation.benchmarks import KNOWLEDGE_LOADERS
 
-logger = logging.getLogger("evaluate")
+logger = logging.getLogger("evaluate_model")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
