@@ -8,12 +8,14 @@ import torch
 from common import matmul_flops_per_second, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
+from knowledge_clip.training import teacher_embeddings
+
 
 def step_flops(setup) -> int:
     """FLOPs of the forward and backward pass of `setup`'s training step (the optimizer's are not counted)."""
     setup.optimizer.zero_grad(set_to_none=True)
     with FlopCounterMode(display=False) as counter:
-        output = setup.model(**setup.batch, return_loss=True, teacher_model=setup.teacher)
+        output = setup.model(**setup.batch, return_loss=True, **teacher_embeddings(setup.teacher, setup.batch))
         output.loss.backward()
     setup.optimizer.zero_grad(set_to_none=True)
     return counter.get_total_flops()

@@ -8,6 +8,8 @@ import torch
 from common import describe_batch, describe_size, matmul_flops_per_second, median_seconds
 from torch.utils.flop_counter import FlopCounterMode
 
+from knowledge_clip.training import teacher_embeddings
+
 
 def run(world, batch_size: int, reps: int, warmup: int) -> dict:
     device = torch.device("cuda")
@@ -18,7 +20,7 @@ def run(world, batch_size: int, reps: int, warmup: int) -> dict:
 
     def forward_backward():
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(**batch, return_loss=True, teacher_model=teacher).loss
+            loss = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch)).loss
         loss.backward()
 
     def step():

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from common import ModelSize, make_world, rss_bytes
 
 import knowledge_clip.losses
-from knowledge_clip.losses import FeatureGather
+from knowledge_clip.losses import FeatureGather, KnowledgeCLIPLoss
+from knowledge_clip.training import teacher_embeddings
 
 WORLD_SIZE = 2
 
@@ -80,10 +81,12 @@ def _worker(rank: int, spec: dict, directory: str) -> None:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.AdamW(ddp.parameters(), lr=1e-5)
+    loss_fn = KnowledgeCLIPLoss(model.config, gather=FeatureGather())
 
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = ddp(**batch, return_loss=True, teacher_model=teacher, loss_gather=FeatureGather()).loss
+        output = ddp(**batch)
+        loss = loss_fn(output, model.logit_scale, **batch, **teacher_embeddings(teacher, batch))["loss"]
         loss.backward()
         optimizer.step()
         return loss.item()

@@ -23,17 +23,17 @@ from common import interleaved_medians
 from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import CLIPModel
 
-import knowledge_clip.modeling_knowledge_clip as modeling
 from knowledge_clip import KnowledgeCLIPModel
-from knowledge_clip.losses import e2e_loss, e2r_loss, g2e_loss, kd_loss
+from knowledge_clip.losses import KnowledgeCLIPLoss, e2e_loss, e2r_loss, g2e_loss, kd_loss
 from knowledge_clip.modeling_knowledge_clip import MASKED, EntityFeatures
+from knowledge_clip.training import teacher_embeddings
 
 LOSS_NAMES = ("loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss")
 
 
 def knowledge_losses(model: KnowledgeCLIPModel, teacher: CLIPModel, batch: dict) -> dict[str, torch.Tensor]:
     """The model's own computation: `forward(return_loss=True)` on the deduplicated batch."""
-    output = model(**batch, return_loss=True, teacher_model=teacher)
+    output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     return {name: output[name] for name in LOSS_NAMES}
 
 
@@ -99,10 +99,10 @@ class LiteralKnowledgeCLIP:
         head_index = next(index) if head is not None else MASKED
         tail_index = next(index) if tail is not None else MASKED
         relation_index = 0 if relation is not None else MASKED
-        y, r, _ = self.model.fuse(
+        fused = self.model.fuse(
             features, torch.tensor([head_index]), torch.tensor([relation_index]), torch.tensor([tail_index])
         )
-        return y[0], r[0]
+        return fused.pooler_output[0], fused.relation_embeds[0]
 
     def projected(self, clip: CLIPModel, slot: int) -> torch.Tensor:
         """The CLIP embedding of one entity by `clip` (student or teacher): one tower pass."""
@@ -250,22 +250,17 @@ def named_ranges(model: KnowledgeCLIPModel, teacher: CLIPModel) -> Iterator[None
 
             handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
 
-    def timed(function):
-        def wrapper(*args, **kwargs):
-            with record_function("losses"):
-                return function(*args, **kwargs)
+    loss_forward = KnowledgeCLIPLoss.forward
 
-        return wrapper
+    def timed_loss_forward(*args, **kwargs):
+        with record_function("losses"):
+            return loss_forward(*args, **kwargs)
 
-    loss_functions = ("e2e_loss", "e2r_loss", "g2e_loss", "kd_loss", "clip_loss")
-    originals = {name: getattr(modeling, name) for name in loss_functions}
     try:
-        for name, function in originals.items():
-            setattr(modeling, name, timed(function))
+        KnowledgeCLIPLoss.forward = timed_loss_forward
         yield
     finally:
-        for name, function in originals.items():
-            setattr(modeling, name, function)
+        KnowledgeCLIPLoss.forward = loss_forward
         for handle in handles:
             handle.remove()
 

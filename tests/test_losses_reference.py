@@ -12,6 +12,7 @@ import torch
 from tiny import RELATIONS, solid_image, tiny_config, tiny_processor, tiny_tokenizer
 
 from knowledge_clip import KnowledgeCLIPModel
+from knowledge_clip.training import teacher_embeddings
 
 TOL = 1e-5
 
@@ -115,7 +116,7 @@ def key(entity):
 @torch.no_grad()
 def test_losses_equal_literal_equations(setup):
     model, teacher, processor, batch, triplets, graph_edges = setup
-    output = model(**batch, return_loss=True, teacher_model=teacher)
+    output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     literal = Literal(model, processor)
     tau = model.config.knowledge_temperature
 
@@ -210,15 +211,16 @@ def test_public_encoders_match_literal(setup):
     entities = ["a red square", "shape", red]
     batch = processor(triplets=[("a red square", "is a", "shape"), (red, "image of", "a red square")])
     entity_inputs = {k: batch[k] for k in ("entity_input_ids", "entity_attention_mask", "entity_pixel_values")}
-    entity_embeds = model.encode_entities(**entity_inputs)
+    features = model.encode_entity_features(**entity_inputs, **_relations(batch))
+    entity_embeds = model.encode_entities(features)
     for slot, entity in enumerate(entities):
         assert torch.allclose(entity_embeds[slot], literal.Y(None, None, entity), atol=TOL)
 
-    queries = model.encode_queries(batch["triplets"][:, :2], **entity_inputs, **_relations(batch))
+    queries = model.encode_queries(features, batch["triplets"][:, :2])
     assert torch.allclose(queries[0], literal.Y("a red square", "is a", None), atol=TOL)
     assert torch.allclose(queries[1], literal.Y(red, "image of", None), atol=TOL)
 
-    logits = model.predict_relations(batch["triplets"][:, [0, 2]], **entity_inputs)
+    logits = model.predict_relations(features, batch["triplets"][:, [0, 2]])
     assert torch.allclose(logits[1], model.relation_head(literal.R(red, "a red square")), atol=TOL)
 
 
@@ -229,5 +231,5 @@ def _relations(batch):
 def test_kd_is_zero_against_itself(setup):
     model, _, _, batch, _, _ = setup
     with torch.no_grad():
-        output = model(**batch, return_loss=True, teacher_model=model.to_clip().eval())
+        output = model(**batch, return_loss=True, **teacher_embeddings(model.to_clip().eval(), batch))
     assert abs(output.kd_loss.item()) < 1e-6

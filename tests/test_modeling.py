@@ -22,6 +22,7 @@ from transformers import (
 
 from knowledge_clip import KnowledgeCLIPConfig, KnowledgeCLIPModel, KnowledgeCLIPProcessor
 from knowledge_clip.modeling_knowledge_clip import KnowledgeFusionLayer
+from knowledge_clip.training import teacher_embeddings
 
 # A prelude that makes `import knowledge_clip` fail, for processes that must work from the saved files alone.
 WITHOUT_PACKAGE = "import sys; sys.modules['knowledge_clip'] = None\n"
@@ -257,8 +258,10 @@ def test_batching_equivalence(model, processor):
     red = solid_image((220, 30, 30))
     entities = ["a red square", "shape", "a blue circle left of a red square", red]
     with torch.no_grad():
-        together = model.encode_entities(**_entity_inputs(processor, entities))
-        alone = torch.cat([model.encode_entities(**_entity_inputs(processor, [e])) for e in entities])
+        together = model.encode_entities(model.encode_entity_features(**_entity_inputs(processor, entities)))
+        alone = torch.cat(
+            [model.encode_entities(model.encode_entity_features(**_entity_inputs(processor, [e]))) for e in entities]
+        )
     assert torch.allclose(together, alone, atol=1e-5)
 
 
@@ -292,7 +295,7 @@ def test_every_trainable_parameter_gets_a_gradient_and_the_teacher_none(tokenize
     torch.manual_seed(0)
     model = KnowledgeCLIPModel(tiny_config(tokenizer)).train()
     teacher = KnowledgeCLIPModel(tiny_config(tokenizer)).to_clip().eval().requires_grad_(False)
-    output = model(**batch, return_loss=True, teacher_model=teacher)
+    output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     assert {"e2e_loss", "e2r_loss", "g2e_loss", "kd_loss"} <= {k for k in output.keys() if k.endswith("_loss")}
     output.loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
@@ -306,12 +309,20 @@ def test_attention_and_hidden_state_outputs(tokenizer, batch, clip_inputs):
     with torch.no_grad():
         output = model(**batch, output_attentions=True, output_hidden_states=True)
     fusion_config = model.config.fusion_encoder_config
-    for fusion_pass in output.fusion_model_output:
-        rows, length, width = fusion_pass.last_hidden_state.shape
-        assert width == fusion_config.hidden_size
-        assert len(fusion_pass.attentions) == fusion_config.num_hidden_layers
-        assert fusion_pass.attentions[0].shape == (rows, fusion_config.num_attention_heads, length, length)
-        assert len(fusion_pass.hidden_states) == fusion_config.num_hidden_layers + 1
+    fusion = output.fusion_model_output
+    rows, length, width = fusion.last_hidden_state.shape
+    assert rows == fusion.sequences.shape[0] == fusion.pooler_output.shape[0]
+    assert width == fusion_config.hidden_size
+    assert len(fusion.attentions) == fusion_config.num_hidden_layers
+    assert fusion.attentions[0].shape == (rows, fusion_config.num_attention_heads, length, length)
+    assert len(fusion.hidden_states) == fusion_config.num_hidden_layers + 1
+    # Rows are in input order: the first ones are the entities' Y(-,-,e), whose index 0 is the pooled output.
+    num_entities = output.entity_embeds.shape[0]
+    assert torch.equal(fusion.sequences[:num_entities, 2], torch.arange(num_entities))
+    assert torch.allclose(fusion.last_hidden_state[:num_entities, 0], output.entity_embeds)
+    # No real token attends to padding, and padding rows of shorter sequences are zero.
+    padding = ~fusion.attention_mask.bool()
+    assert torch.all(fusion.attentions[0].masked_select(padding[:, None, None, :]) == 0)
     with torch.no_grad():
         plain = model(**clip_inputs, output_hidden_states=True)
     assert len(plain.vision_model_output.hidden_states) == model.config.vision_config.num_hidden_layers + 1
@@ -357,6 +368,7 @@ def test_teacher_reads_images_at_another_resolution_with_interpolate_pos_encodin
     red, blue = solid_image((220, 30, 30), size=48), solid_image((30, 30, 220), size=48)
     batch = processor(triplets=[(red, "image of", "a red square"), (blue, "image of", "a blue circle")])
     batch["entity_pixel_values"] = torch.nn.functional.interpolate(batch["entity_pixel_values"], size=(48, 48))
-    output = model(**batch, return_loss=True, teacher_model=teacher, interpolate_pos_encoding=True)
+    batch["interpolate_pos_encoding"] = True
+    output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     # The teacher is the student's own CLIP part, so their similarity distributions agree and KD is zero.
     assert output.kd_loss.item() == pytest.approx(0.0, abs=1e-6)

@@ -72,12 +72,10 @@ def test_rank_relations_equals_predict_relations(model, processor, reasoner):
     ranked = reasoner.rank_relations("square", RED)
     batch = processor(triplets=[("square", "is a", RED)])
     with torch.no_grad():
-        logits = model.predict_relations(
-            batch["triplets"][:, [0, 2]],
-            batch.get("entity_input_ids"),
-            batch.get("entity_attention_mask"),
-            batch.get("entity_pixel_values"),
-        )[0]
+        features = model.encode_entity_features(
+            batch.get("entity_input_ids"), batch.get("entity_attention_mask"), batch.get("entity_pixel_values")
+        )
+        logits = model.predict_relations(features, batch["triplets"][:, [0, 2]])[0]
     probabilities = logits.softmax(-1)
     assert [r["relation"] for r in ranked] == [RELATIONS[i] for i in probabilities.argsort(descending=True)]
     assert sum(r["score"] for r in ranked) == pytest.approx(1.0, abs=1e-5)

@@ -1,21 +1,35 @@
 """knowledge-clip: Knowledge-CLIP (Pan et al., NeurIPS 2022) as a Hugging Face model.
 
 Importing the package registers the model for `AutoConfig`, `AutoModel`,
-`AutoModelForZeroShotImageClassification` and `AutoProcessor`, and marks its classes for the auto classes so that
-`save_pretrained` writes an `auto_map` and the flat module files (`trust_remote_code` loading without the package).
-It also registers the "knowledge-triplet-completion" pipeline task.
+`AutoModelForZeroShotImageClassification` and `AutoProcessor`, the task models for
+`AutoModelForVisualQuestionAnswering` and `AutoModelForSequenceClassification` (transformers has no auto class for
+image-text classification; that one maps a config's `id2label` to logits too), and marks the classes for the auto
+classes so that `save_pretrained` writes an `auto_map` and the flat module files (`trust_remote_code` loading without
+the package). It also registers the "knowledge-triplet-completion" and "knowledge-visual-question-answering" pipeline
+tasks.
 """
 
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForVisualQuestionAnswering,
     AutoModelForZeroShotImageClassification,
     AutoProcessor,
 )
 
 from .configuration_knowledge_clip import KnowledgeCLIPConfig, KnowledgeFusionConfig
-from .losses import FeatureGather, clip_loss, e2e_loss, e2r_loss, g2e_loss, info_nce_loss, kd_loss
-from .modeling_knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPOutput, KnowledgeFusionModel
+from .losses import FeatureGather, KnowledgeCLIPLoss, clip_loss, e2e_loss, e2r_loss, g2e_loss, info_nce_loss, kd_loss
+from .modeling_knowledge_clip import (
+    KnowledgeCLIPClassificationOutput,
+    KnowledgeCLIPForImageTextClassification,
+    KnowledgeCLIPForQuestionAnswering,
+    KnowledgeCLIPModel,
+    KnowledgeCLIPOutput,
+    KnowledgeFusionModel,
+    KnowledgeFusionOutput,
+    masked_sequences,
+)
 from .pipeline_knowledge_clip import register_pipeline
 from .processing_knowledge_clip import KnowledgeCLIPProcessor
 from .reasoning import KnowledgeReasoner
@@ -26,20 +40,31 @@ AutoConfig.register(KnowledgeCLIPConfig.model_type, KnowledgeCLIPConfig, exist_o
 AutoConfig.register(KnowledgeFusionConfig.model_type, KnowledgeFusionConfig, exist_ok=True)
 AutoModel.register(KnowledgeCLIPConfig, KnowledgeCLIPModel, exist_ok=True)
 AutoModelForZeroShotImageClassification.register(KnowledgeCLIPConfig, KnowledgeCLIPModel, exist_ok=True)
+AutoModelForVisualQuestionAnswering.register(KnowledgeCLIPConfig, KnowledgeCLIPForQuestionAnswering, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    KnowledgeCLIPConfig, KnowledgeCLIPForImageTextClassification, exist_ok=True
+)
 AutoProcessor.register(KnowledgeCLIPConfig, KnowledgeCLIPProcessor, exist_ok=True)
 KnowledgeCLIPConfig.register_for_auto_class()
 KnowledgeCLIPModel.register_for_auto_class("AutoModel")
+KnowledgeCLIPForQuestionAnswering.register_for_auto_class("AutoModelForVisualQuestionAnswering")
+KnowledgeCLIPForImageTextClassification.register_for_auto_class("AutoModelForSequenceClassification")
 KnowledgeCLIPProcessor.register_for_auto_class()
 register_pipeline()
 
 __all__ = [
     "FeatureGather",
+    "KnowledgeCLIPClassificationOutput",
+    "KnowledgeCLIPForImageTextClassification",
+    "KnowledgeCLIPForQuestionAnswering",
     "KnowledgeCLIPConfig",
+    "KnowledgeCLIPLoss",
     "KnowledgeCLIPModel",
     "KnowledgeCLIPOutput",
     "KnowledgeCLIPProcessor",
     "KnowledgeFusionConfig",
     "KnowledgeFusionModel",
+    "KnowledgeFusionOutput",
     "KnowledgeReasoner",
     "clip_loss",
     "e2e_loss",
@@ -47,4 +72,5 @@ __all__ = [
     "g2e_loss",
     "info_nce_loss",
     "kd_loss",
+    "masked_sequences",
 ]

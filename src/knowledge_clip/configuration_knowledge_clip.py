@@ -35,6 +35,8 @@ class KnowledgeFusionConfig(PreTrainedConfig):
         max_entity_tokens (`int`, *optional*):
             Number of learned role encodings PE_h and PE_t, i.e. the longest token sequence of one entity. Filled by
             [`KnowledgeCLIPConfig`] from its towers (text positions, image patches + 1) when left unset.
+        num_images (`int`, *optional*, defaults to 1):
+            Images per example of [`KnowledgeCLIPForImageTextClassification`]: 1 for visual entailment, 2 for NLVR2.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser of the fusion weights.
     """
@@ -104,6 +106,8 @@ class KnowledgeCLIPConfig(CLIPConfig):
             Temperature τ of the E2E and G2E InfoNCE losses.
         kd_temperature (`float`, *optional*, defaults to 1.0):
             Temperature of the distillation softmaxes (applied on top of each model's own `logit_scale`).
+        num_images (`int`, *optional*, defaults to 1):
+            Images per example of [`KnowledgeCLIPForImageTextClassification`]: 1 for visual entailment, 2 for NLVR2.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the initialiser of the new (non-CLIP) weights. `CLIPConfig` has none, and without it
             new `nn.Linear` layers would be drawn from N(0, 1).
@@ -135,6 +139,7 @@ class KnowledgeCLIPConfig(CLIPConfig):
     clip_loss_weight: float | int = 0.0
     knowledge_temperature: float | int = 0.07
     kd_temperature: float | int = 1.0
+    num_images: int = 1
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -165,6 +170,8 @@ class KnowledgeCLIPConfig(CLIPConfig):
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
         if self.graph_num_layers < 0:
             raise ValueError(f"graph_num_layers must be >= 0, got {self.graph_num_layers}.")
+        if self.num_images < 1:
+            raise ValueError(f"num_images must be >= 1, got {self.num_images}.")
         if self.graph_num_neighbors < 1:
             raise ValueError(f"graph_num_neighbors must be >= 1, got {self.graph_num_neighbors}.")
         seen = set()
@@ -181,7 +188,9 @@ class KnowledgeCLIPConfig(CLIPConfig):
         Build a Knowledge-CLIP configuration around an existing CLIP configuration.
 
         Going through the CLIP config's dict but dropping its bookkeeping keys keeps `model_type` from being shadowed
-        by `"clip"` (see HF_NOTES §2) and avoids the model-type warning of `from_pretrained`.
+        by `"clip"` and avoids the model-type warning of `from_pretrained`: in transformers 5, a dict's
+        `"model_type": "clip"` passed to a config subclass becomes an instance attribute that hides the class's
+        `model_type` from pipelines and PEFT, although `to_dict()` still writes `knowledge_clip`.
 
         Args:
             clip_config (`CLIPConfig` or `dict`):

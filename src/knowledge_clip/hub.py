@@ -420,7 +420,7 @@ def save_for_hub(
 
     model.save_pretrained(folders.full)
     processor.save_pretrained(folders.full)
-    # ProcessorMixin no longer writes preprocessor_config.json, which older clients look for (HF_NOTES §3).
+    # transformers 5's ProcessorMixin writes only processor_config.json; older clients look for preprocessor_config.json.
     processor.image_processor.save_pretrained(folders.full)
     full_card.save(folders.full / "README.md")
 

@@ -1,7 +1,7 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """
-The training objectives of Knowledge-CLIP (Pan et al., 2022), one function each, shared by
-`KnowledgeCLIPModel.forward(return_loss=True)` and the multi-process trainer.
+The training objectives of Knowledge-CLIP (Pan et al., 2022): one function per term, and `KnowledgeCLIPLoss`, which
+owns their weighted sum (Eq. 14) and is shared by `KnowledgeCLIPModel.forward(return_loss=True)` and the trainer.
 
 Distributed behaviour is an argument, as in open_clip's `loss.py`: pass `gather=FeatureGather()` and each process
 contrasts its local rows against the rows of every process (gathered *with* gradient), with false negatives masked
@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.distributed._functional_collectives import all_gather_single
 
 __all__ = [
     "FeatureGather",
+    "KnowledgeCLIPLoss",
     "clip_loss",
     "e2e_loss",
     "e2r_loss",
@@ -271,3 +273,131 @@ def kd_loss(
         student_scale * student_text @ student_image_all.T, teacher_scale * teacher_text @ teacher_image_all.T
     )
     return (image_to_text + text_to_image) * temperature**2 * _world_size(gather) / global_rows
+
+
+class KnowledgeCLIPLoss(nn.Module):
+    """
+    The Knowledge-CLIP objective (Eq. 14): `L = L_E2E + L_E2R + L_G2E + L_KD`, each term weighted by the config, plus
+    CLIP's own loss on the batch's image-text pairs when `config.clip_loss_weight > 0`.
+
+    It reads the representations that `KnowledgeCLIPModel.forward` returns for a knowledge batch; distributed
+    behaviour is fixed here, once, as in open_clip's `ClipLoss`: with `gather=FeatureGather()` every contrastive term
+    runs against the global batch of all processes.
+
+    Args:
+        config ([`KnowledgeCLIPConfig`]): Supplies the loss weights, `knowledge_temperature`, `kd_temperature` and
+            `num_relations`.
+        gather (`FeatureGather`, *optional*): Contrast against the rows of every process; `None` for one process.
+    """
+
+    def __init__(self, config, gather: FeatureGather | None = None):
+        super().__init__()
+        self.weights = {
+            "e2e_loss": config.e2e_loss_weight,
+            "e2r_loss": config.e2r_loss_weight,
+            "g2e_loss": config.g2e_loss_weight,
+            "kd_loss": config.kd_loss_weight,
+            "clip_loss": config.clip_loss_weight,
+        }
+        self.knowledge_temperature = config.knowledge_temperature
+        self.kd_temperature = config.kd_temperature
+        self.num_relations = config.num_relations
+        self.gather = gather
+
+    def forward(
+        self,
+        output,
+        logit_scale: torch.Tensor,
+        triplets: torch.Tensor,
+        relation_labels: torch.Tensor,
+        entity_ids: torch.Tensor | None = None,
+        graph_edges: torch.Tensor | None = None,
+        teacher_text_embeds: torch.Tensor | None = None,
+        teacher_image_embeds: torch.Tensor | None = None,
+        teacher_logit_scale: torch.Tensor | float | None = None,
+        **unused_batch_fields,
+    ) -> dict[str, torch.Tensor]:
+        """
+        Args:
+            output ([`KnowledgeCLIPOutput`]): The model's output on the knowledge batch.
+            logit_scale (`torch.Tensor`): The model's `logit_scale` parameter (KD and CLIP terms).
+            triplets (`torch.LongTensor` of shape `(num_triplets, 3)`): `(head slot, relation row, tail slot)`.
+            relation_labels (`torch.LongTensor` of shape `(num_batch_relations,)`): vocabulary index of each relation row.
+            entity_ids (`torch.LongTensor` of shape `(num_entities,)`, *optional*): KG ids of the entity slots, for
+                false-negative masking (defaults to the slot index).
+            graph_edges (`torch.LongTensor` of shape `(num_edges, 3)`, *optional*): the sampled G2E in-edges.
+            teacher_text_embeds, teacher_image_embeds, teacher_logit_scale (*optional*): the frozen teacher's projected
+                embeddings of the batch's text and image entities and its `logit_scale`; the KD term needs them.
+            unused_batch_fields: the collator's other fields, so that `loss(output, scale, **batch)` works.
+
+        Returns:
+            `dict[str, torch.Tensor]`: every term the batch allows (`e2e_loss`, `e2r_loss`, `g2e_loss`, `kd_loss`,
+            `clip_loss`) and their weighted sum as `loss`.
+        """
+        heads, relations, tails = triplets.unbind(dim=1)
+        if entity_ids is None:
+            entity_ids = torch.arange(output.entity_embeds.shape[0], device=triplets.device)
+        triplet_labels = relation_labels[relations]
+        gather = self.gather
+        losses = {
+            "e2e_loss": e2e_loss(
+                output.entity_embeds[tails],
+                output.query_embeds,
+                entity_ids[heads],
+                triplet_labels,
+                entity_ids[tails],
+                self.knowledge_temperature,
+                gather,
+            )
+        }
+        if self.num_relations > 0:
+            losses["e2r_loss"] = e2r_loss(output.relation_logits, triplet_labels, gather)
+        if output.graph_embeds is not None:
+            # Targets are the batch's tails that received messages; one without sampled in-edges has G^L = Y and
+            # would only add a trivial positive.
+            targets = torch.unique(tails)
+            targets = targets[torch.isin(targets, graph_edges[:, 2])]
+            losses["g2e_loss"] = g2e_loss(
+                output.entity_embeds[targets],
+                output.graph_embeds[targets],
+                entity_ids[targets],
+                self.knowledge_temperature,
+                gather,
+            )
+        if teacher_text_embeds is not None and teacher_image_embeds is not None:
+            if teacher_logit_scale is None:
+                raise ValueError("teacher_logit_scale is required with teacher_image_embeds/teacher_text_embeds.")
+            losses["kd_loss"] = kd_loss(
+                output.image_embeds,
+                output.text_embeds,
+                teacher_image_embeds,
+                teacher_text_embeds,
+                logit_scale,
+                teacher_logit_scale,
+                self.kd_temperature,
+                gather,
+            )
+        if self.weights["clip_loss"] > 0:
+            losses["clip_loss"] = self._pair_clip_loss(output, logit_scale, entity_ids, triplets)
+        losses["loss"] = sum(self.weights[name] * value for name, value in losses.items())
+        return losses
+
+    def _pair_clip_loss(
+        self, output, logit_scale: torch.Tensor, entity_ids: torch.Tensor, triplets: torch.Tensor
+    ) -> torch.Tensor:
+        """CLIP's loss on the distinct (image, text) pairs that the batch's triplets connect, in either direction."""
+        num_texts = output.text_embeds.shape[0]
+        ends = triplets[:, [0, 2]]
+        is_image = ends >= num_texts
+        mixed = is_image[:, 0] != is_image[:, 1]
+        image_slots = torch.where(is_image[:, 0], ends[:, 0], ends[:, 1])[mixed]
+        text_slots = torch.where(is_image[:, 0], ends[:, 1], ends[:, 0])[mixed]
+        pairs = torch.unique(torch.stack([image_slots, text_slots], dim=1), dim=0)
+        return clip_loss(
+            output.image_embeds[pairs[:, 0] - num_texts],
+            output.text_embeds[pairs[:, 1]],
+            entity_ids[pairs[:, 0]],
+            entity_ids[pairs[:, 1]],
+            logit_scale,
+            self.gather,
+        )

@@ -7,7 +7,7 @@ registered for the auto classes copies everything `AutoModel.from_pretrained(...
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -25,10 +25,29 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_knowledge_clip import KnowledgeCLIPConfig, KnowledgeFusionConfig
-from .losses import FeatureGather, clip_loss, e2e_loss, e2r_loss, g2e_loss, kd_loss
+from .losses import KnowledgeCLIPLoss
 
 MASKED = -1
 """Index that stands for a masked triplet element (`-` in the paper's `Y(h, r, -)`)."""
+
+
+def masked_sequences(
+    heads: torch.Tensor | None = None, relations: torch.Tensor | None = None, tails: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    The `(heads, relations, tails)` index columns of fusion sequences in which every part not given is masked
+    (Eq. 6): `masked_sequences(tails=e)` is `Y(-,-,e)`, `masked_sequences(heads=h, relations=r)` is `Y(h,r,-)`,
+    `masked_sequences(heads=h, tails=t)` is `R(h,-,t)` (and the joint image-text sequence).
+
+    Args:
+        heads, relations, tails (`torch.LongTensor` of shape `(num_sequences,)`, *optional*): at least one is given;
+            the given ones have the same length.
+
+    Returns:
+        Three `torch.LongTensor` of shape `(num_sequences,)`, `MASKED` where a part was not given.
+    """
+    given = next(part for part in (heads, relations, tails) if part is not None)
+    return tuple(part if part is not None else torch.full_like(given, MASKED) for part in (heads, relations, tails))
 
 
 @dataclass
@@ -50,7 +69,7 @@ class KnowledgeCLIPOutput(ModelOutput):
         g2e_loss (`torch.Tensor` of shape `()`, *optional*):
             Graph-entity InfoNCE (Eq. 13); computed when `graph_edges` are given.
         kd_loss (`torch.Tensor` of shape `()`, *optional*):
-            Distillation against the teacher; computed when a teacher or its embeddings are given.
+            Distillation against the teacher; computed when the teacher's embeddings are given.
         clip_loss (`torch.Tensor` of shape `()`, *optional*):
             CLIP's contrastive loss on the batch's image-text triplets; computed when `config.clip_loss_weight > 0`.
         logits_per_image (`torch.Tensor` of shape `(image_batch_size, text_batch_size)`):
@@ -75,8 +94,11 @@ class KnowledgeCLIPOutput(ModelOutput):
             The relation classifier's logits on `relation_embeds`.
         graph_embeds (`torch.Tensor` of shape `(num_entities, fusion_hidden_size)`, *optional*):
             `G^L(e)` of every entity after message passing over `graph_edges` (Eqs. 11-12).
-        fusion_model_output (`BaseModelOutput`, *optional*):
-            Output of the fusion encoder's passes (`hidden_states`/`attentions` when requested), one per pass.
+        fusion_model_output ([`KnowledgeFusionOutput`], *optional*):
+            The fusion encoder's output for every sequence of the batch, rows in input order: the entities' `Y(-,-,e)`
+            (one per entity slot), then the distinct queries `Y(h,r,-)`, then the distinct pairs `R(h,-,t)`;
+            `fusion_model_output.sequences` names each row's `(head, relation, tail)`. Token states, `hidden_states`
+            and `attentions` are filled when requested.
     """
 
     loss: torch.Tensor | None = None
@@ -96,14 +118,48 @@ class KnowledgeCLIPOutput(ModelOutput):
     relation_embeds: torch.Tensor | None = None
     relation_logits: torch.Tensor | None = None
     graph_embeds: torch.Tensor | None = None
-    fusion_model_output: tuple[BaseModelOutput, ...] | None = None
+    fusion_model_output: "KnowledgeFusionOutput | None" = None
 
     def to_tuple(self) -> tuple[Any]:
-        return tuple(
-            v.to_tuple() if isinstance(v, ModelOutput) else v
-            for v in (self[k] for k in self.keys())
-            if not isinstance(v, tuple) or not v or not isinstance(v[0], ModelOutput)
-        )
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in (self[k] for k in self.keys()))
+
+
+@dataclass
+class KnowledgeFusionOutput(ModelOutput):
+    r"""
+    Output of [`KnowledgeCLIPModel.fuse`] and [`KnowledgeCLIPModel.get_joint_features`]: the fusion encoder's reading
+    of a set of sequences `X(h, r, t)`, every field's rows in the order of the input sequences (the length buckets the
+    encoder runs in are undone).
+
+    Args:
+        pooler_output (`torch.Tensor` of shape `(num_sequences, fusion_hidden_size)`):
+            `Y`, the output at index 0 (Eq. 4): the triplet, entity or query representation, or the joint image-text
+            representation.
+        relation_embeds (`torch.Tensor` of shape `(num_sequences, fusion_hidden_size)`):
+            `R`, the output at the relation slot (Eq. 5).
+        sequences (`torch.LongTensor` of shape `(num_sequences, 3)`):
+            `(head slot, relation row, tail slot)` of each row, `MASKED` for a masked part.
+        relation_positions (`torch.LongTensor` of shape `(num_sequences,)`):
+            Index of the relation slot: head tokens sit at `1 .. relation_positions - 1`, tail tokens after it.
+        last_hidden_state (`torch.Tensor` of shape `(num_sequences, seq_len, fusion_hidden_size)`, *optional*):
+            Every token's output, right-padded to the longest sequence; with `return_token_states=True` or when
+            hidden states or attentions are requested.
+        attention_mask (`torch.LongTensor` of shape `(num_sequences, seq_len)`, *optional*):
+            1 for the real tokens of `last_hidden_state`.
+        hidden_states (`tuple(torch.Tensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and each layer's output, each `(num_sequences, seq_len, fusion_hidden_size)`.
+        attentions (`tuple(torch.Tensor)`, *optional*, returned when `output_attentions=True`):
+            Each layer's attention weights, `(num_sequences, num_heads, seq_len, seq_len)`, zero where padded.
+    """
+
+    pooler_output: torch.Tensor | None = None
+    relation_embeds: torch.Tensor | None = None
+    sequences: torch.LongTensor | None = None
+    relation_positions: torch.LongTensor | None = None
+    last_hidden_state: torch.Tensor | None = None
+    attention_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -428,6 +484,9 @@ class KnowledgeCLIPModel(CLIPModel):
     """
 
     config: KnowledgeCLIPConfig
+    # The task models hold this model under `knowledge_clip`: the shared prefix lets transformers load this model's
+    # checkpoint into a task model (prefix added) and a task checkpoint's towers back into this model (prefix removed).
+    base_model_prefix = "knowledge_clip"
     _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "CLIPVisionEmbeddings", "KnowledgeFusionLayer"]
 
     def __init__(self, config: KnowledgeCLIPConfig):
@@ -442,7 +501,7 @@ class KnowledgeCLIPModel(CLIPModel):
 
     def post_init(self):
         # `CLIPModel.__init__` calls `post_init()` before the knowledge modules exist; initialising then would leave
-        # them to a second call that the `_is_hf_initialized` flag turns into a no-op (HF_NOTES §1).
+        # them to a second call that the `_is_hf_initialized` flag (set by the first call) turns into a no-op.
         if "graph_head" not in self._modules:
             return
         super().post_init()
@@ -520,36 +579,78 @@ class KnowledgeCLIPModel(CLIPModel):
         heads: torch.Tensor,
         relations: torch.Tensor,
         tails: torch.Tensor,
+        return_token_states: bool = False,
         **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[BaseModelOutput, ...]]:
+    ) -> KnowledgeFusionOutput:
         """
-        Runs the fusion encoder over the sequences `X(heads[k], relations[k], tails[k])` and reads the triplet
-        representation `Y` at index 0 (Eq. 4) and the relation representation `R` at the relation slot (Eq. 5).
+        Runs the fusion encoder over the sequences `X(heads[k], relations[k], tails[k])` (Eq. 3, masked parts as in
+        Eq. 6) and reads the triplet representation `Y` at index 0 (Eq. 4) and the relation representation `R` at the
+        relation slot (Eq. 5).
 
         Sequences are sorted by length and run as a few padded passes whose longest row is at most 1.5x their
-        shortest, so that short text sequences do not pay for long image ones.
+        shortest, so that short text sequences do not pay for long image ones; every output comes back in the order
+        of the input rows.
 
-        Returns:
-            `Y` `(num_sequences, hidden)`, `R` `(num_sequences, hidden)` and the fusion outputs of each pass.
+        Args:
+            entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`].
+            heads, relations, tails (`torch.LongTensor` of shape `(num_sequences,)`): entity slot / relation row of each
+                sequence's parts, `MASKED` for a masked part (see [`masked_sequences`]).
+            return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output
+                (`last_hidden_state`, `attention_mask`); implied by `output_hidden_states`/`output_attentions`.
         """
         inputs_embeds, attention_mask, relation_positions = self.fusion_encoder.embeddings(
             entities, heads, relations, tails
         )
         lengths = attention_mask.sum(dim=1)
-        order = torch.argsort(lengths, stable=True)
-        triplet_embeds = inputs_embeds.new_empty(heads.shape[0], inputs_embeds.shape[-1])
-        relation_embeds = torch.empty_like(triplet_embeds)
-        outputs = []
-        for rows in self._length_buckets(lengths, order):
+        buckets = self._length_buckets(lengths, torch.argsort(lengths, stable=True))
+        pooled, relation_embeds, passes = [], [], []
+        for rows in buckets:
             width = int(lengths[rows].max())
             output = self.fusion_encoder(
                 inputs_embeds=inputs_embeds[rows, :width], attention_mask=attention_mask[rows, :width], **kwargs
             )
             hidden = output.last_hidden_state
-            triplet_embeds[rows] = hidden[:, 0]
-            relation_embeds[rows] = hidden[torch.arange(rows.shape[0], device=hidden.device), relation_positions[rows]]
-            outputs.append(output)
-        return triplet_embeds, relation_embeds, tuple(outputs)
+            pooled.append(hidden[:, 0])
+            relation_embeds.append(hidden[torch.arange(rows.shape[0], device=hidden.device), relation_positions[rows]])
+            passes.append(output)
+        # The buckets partition the rows: concatenating them and indexing with the inverse permutation restores the
+        # input order (with gradient).
+        input_order = torch.argsort(torch.cat(buckets))
+        max_width = attention_mask.shape[1]
+
+        def in_input_order(pieces: list[torch.Tensor], sequence_dims: tuple[int, ...] = ()) -> torch.Tensor:
+            padded = []
+            for piece in pieces:
+                padding = []
+                for dim in reversed(range(1, piece.dim())):
+                    padding += [0, max_width - piece.shape[dim] if dim in sequence_dims else 0]
+                padded.append(F.pad(piece, padding))
+            return torch.cat(padded)[input_order]
+
+        hidden_states = attentions = last_hidden_state = token_mask = None
+        if passes[0].hidden_states is not None:
+            hidden_states = tuple(
+                in_input_order([p.hidden_states[layer] for p in passes], (1,))
+                for layer in range(len(passes[0].hidden_states))
+            )
+        if passes[0].attentions is not None:
+            attentions = tuple(
+                in_input_order([p.attentions[layer] for p in passes], (2, 3))
+                for layer in range(len(passes[0].attentions))
+            )
+        if return_token_states or hidden_states is not None or attentions is not None:
+            last_hidden_state = in_input_order([p.last_hidden_state for p in passes], (1,))
+            token_mask = attention_mask
+        return KnowledgeFusionOutput(
+            pooler_output=in_input_order(pooled),
+            relation_embeds=in_input_order(relation_embeds),
+            sequences=torch.stack([heads, relations, tails], dim=1),
+            relation_positions=relation_positions,
+            last_hidden_state=last_hidden_state,
+            attention_mask=token_mask,
+            hidden_states=hidden_states,
+            attentions=attentions,
+        )
 
     @staticmethod
     def _length_buckets(lengths: torch.Tensor, order: torch.Tensor, max_ratio: float = 1.5) -> list[torch.Tensor]:
@@ -561,70 +662,100 @@ class KnowledgeCLIPModel(CLIPModel):
                 start = end
         return buckets
 
-    def encode_entities(
-        self,
-        entity_input_ids: torch.Tensor | None = None,
-        entity_attention_mask: torch.Tensor | None = None,
-        entity_pixel_values: torch.Tensor | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
+    def encode_entities(self, entities: EntityFeatures, slots: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """
-        The entity representation `Y(-,-,e)` of each entity (texts first, then images), i.e. the fusion encoder's
-        output for the sequence holding the entity alone.
+        The entity representation `Y(-,-,e)`: the fusion encoder's output for the sequence holding the entity alone.
+
+        Args:
+            entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`].
+            slots (`torch.LongTensor` of shape `(num_slots,)`, *optional*): the entity slots to encode (texts first,
+                then images); every entity when `None`.
 
         Returns:
-            `torch.Tensor` of shape `(num_entities, fusion_hidden_size)`.
+            `torch.Tensor` of shape `(num_slots, fusion_hidden_size)`.
         """
-        entities = self.encode_entity_features(entity_input_ids, entity_attention_mask, entity_pixel_values)
-        slots = torch.arange(entities.tokens.shape[0], device=entities.tokens.device)
-        masked = torch.full_like(slots, MASKED)
-        return self.fuse(entities, masked, masked, slots)[0]
+        if slots is None:
+            slots = torch.arange(entities.tokens.shape[0], device=entities.tokens.device)
+        return self.fuse(entities, *masked_sequences(tails=slots), **kwargs).pooler_output
 
-    def encode_queries(
-        self,
-        queries: torch.Tensor,
-        entity_input_ids: torch.Tensor | None = None,
-        entity_attention_mask: torch.Tensor | None = None,
-        entity_pixel_values: torch.Tensor | None = None,
-        relation_input_ids: torch.Tensor | None = None,
-        relation_attention_mask: torch.Tensor | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
+    def encode_queries(self, entities: EntityFeatures, queries: torch.Tensor, **kwargs) -> torch.Tensor:
         """
         The query representation `Y(h, r, -)` of `(head slot, relation row)` pairs, to compare with the entity
         representations of candidate tails (link prediction).
 
         Args:
-            queries (`torch.Tensor` of shape `(num_queries, 2)`): head entity slot and relation row of each query.
+            entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`], relations included.
+            queries (`torch.LongTensor` of shape `(num_queries, 2)`): head entity slot and relation row of each query.
 
         Returns:
             `torch.Tensor` of shape `(num_queries, fusion_hidden_size)`.
         """
-        entities = self.encode_entity_features(
-            entity_input_ids, entity_attention_mask, entity_pixel_values, relation_input_ids, relation_attention_mask
-        )
-        return self.fuse(entities, queries[:, 0], queries[:, 1], torch.full_like(queries[:, 0], MASKED))[0]
+        sequences = masked_sequences(heads=queries[:, 0], relations=queries[:, 1])
+        return self.fuse(entities, *sequences, **kwargs).pooler_output
 
-    def predict_relations(
-        self,
-        pairs: torch.Tensor,
-        entity_input_ids: torch.Tensor | None = None,
-        entity_attention_mask: torch.Tensor | None = None,
-        entity_pixel_values: torch.Tensor | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
+    def predict_relations(self, entities: EntityFeatures, pairs: torch.Tensor, **kwargs) -> torch.Tensor:
         """
         Relation logits (the E2R head on `R(h, -, t)`) for `(head slot, tail slot)` pairs.
 
         Args:
-            pairs (`torch.Tensor` of shape `(num_pairs, 2)`): head and tail entity slots.
+            entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`].
+            pairs (`torch.LongTensor` of shape `(num_pairs, 2)`): head and tail entity slots.
 
         Returns:
             `torch.Tensor` of shape `(num_pairs, num_relations)`, classes in `config.relation_vocab` order.
         """
-        entities = self.encode_entity_features(entity_input_ids, entity_attention_mask, entity_pixel_values)
-        relation_embeds = self.fuse(entities, pairs[:, 0], torch.full_like(pairs[:, 0], MASKED), pairs[:, 1])[1]
-        return self.relation_head(relation_embeds)
+        sequences = masked_sequences(heads=pairs[:, 0], tails=pairs[:, 1])
+        return self.relation_head(self.fuse(entities, *sequences, **kwargs).relation_embeds)
+
+    def get_joint_features(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        image_text_pairs: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        return_token_states: bool = False,
+        **kwargs,
+    ) -> KnowledgeFusionOutput:
+        """
+        The joint representation of (image, text) pairs through the fusion encoder: the sequence `X(i, -, t)` with the
+        image's tokens in the head slot, the text's tokens in the tail slot and the relation slot masked (Eq. 6), read
+        at index 0 (Eq. 4). This is the sequence the E2R objective pre-trains on every image-text triplet (it reads
+        `R(h, -, t)` from it), so a pre-trained fusion encoder already relates the two; see docs/concepts.md.
+
+        Each image and each text goes through its tower once, however many pairs it is in.
+
+        Args:
+            input_ids, attention_mask (`torch.Tensor` of shape `(num_texts, seq_len)`): the tokenised texts.
+            pixel_values (`torch.Tensor` of shape `(num_images, 3, H, W)`): the images.
+            image_text_pairs (`torch.LongTensor` of shape `(num_pairs, 2)`, *optional*): `(image row, text row)` of each
+                pair; row `k` with row `k` when `None` (then `num_images` must equal `num_texts`).
+            interpolate_pos_encoding (`bool`, *optional*, defaults to `False`): for images at another resolution.
+            return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output; the image
+                tokens of pair `k` are at positions `1 .. relation_positions[k] - 1`, its text tokens after
+                `relation_positions[k]`.
+
+        Returns:
+            [`KnowledgeFusionOutput`]: `pooler_output` `(num_pairs, fusion_hidden_size)` is the joint representation,
+            rows in pair order.
+        """
+        num_texts, num_images = input_ids.shape[0], pixel_values.shape[0]
+        if image_text_pairs is None:
+            if num_images != num_texts:
+                raise ValueError(
+                    f"{num_images} images and {num_texts} texts: pass image_text_pairs to say which goes with which."
+                )
+            rows = torch.arange(num_texts, device=input_ids.device)
+            image_text_pairs = torch.stack([rows, rows], dim=1)
+        entities = self.encode_entity_features(
+            entity_input_ids=input_ids,
+            entity_attention_mask=attention_mask,
+            entity_pixel_values=pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
+        # Texts take the first entity slots, images the ones after them.
+        sequences = masked_sequences(heads=image_text_pairs[:, 0] + num_texts, tails=image_text_pairs[:, 1])
+        return self.fuse(entities, *sequences, return_token_states=return_token_states, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Forward
@@ -647,11 +778,9 @@ class KnowledgeCLIPModel(CLIPModel):
         relation_labels: torch.LongTensor | None = None,
         triplets: torch.LongTensor | None = None,
         graph_edges: torch.LongTensor | None = None,
-        teacher_model: CLIPModel | None = None,
         teacher_image_embeds: torch.Tensor | None = None,
         teacher_text_embeds: torch.Tensor | None = None,
         teacher_logit_scale: torch.Tensor | float | None = None,
-        loss_gather: FeatureGather | None = None,
         **kwargs,
     ) -> KnowledgeCLIPOutput:
         r"""
@@ -659,7 +788,8 @@ class KnowledgeCLIPModel(CLIPModel):
             input_ids, pixel_values, attention_mask, position_ids, interpolate_pos_encoding:
                 Plain CLIP inputs: without `triplets` the model is exactly `CLIPModel`.
             return_loss (`bool`, *optional*):
-                Return the objectives (CLIP's contrastive loss for plain inputs, Eq. 14 for a knowledge batch).
+                Return the objectives: CLIP's contrastive loss for plain inputs, Eq. 14 for a knowledge batch (through
+                [`KnowledgeCLIPLoss`] on this process's batch; the trainer builds its own with a gather).
             entity_input_ids, entity_attention_mask (`torch.Tensor` of shape `(num_text_entities, seq_len)`):
                 The batch's unique text entities (slots `0 .. num_text_entities - 1`).
             entity_pixel_values (`torch.Tensor` of shape `(num_image_entities, 3, H, W)`):
@@ -674,13 +804,9 @@ class KnowledgeCLIPModel(CLIPModel):
                 `(head slot, relation row, tail slot)` of each triplet.
             graph_edges (`torch.LongTensor` of shape `(num_edges, 3)`, *optional*):
                 Sampled in-edges `(head slot, relation row, tail slot)` for G2E message passing.
-            teacher_model (`CLIPModel`, *optional*):
-                The frozen original CLIP for distillation; run here without gradient.
             teacher_image_embeds, teacher_text_embeds, teacher_logit_scale (*optional*):
-                The teacher's projected embeddings of the batch's image and text entities and its `logit_scale`,
-                instead of `teacher_model`.
-            loss_gather (`FeatureGather`, *optional*):
-                Contrast against the global batch of all processes (see `losses.py`).
+                The frozen teacher's projected embeddings of the batch's image and text entities and its
+                `logit_scale`, for the KD term (`knowledge_clip.training.teacher_embeddings` computes them).
         """
         if triplets is None:
             clip_output = super().forward(
@@ -703,30 +829,25 @@ class KnowledgeCLIPModel(CLIPModel):
             interpolate_pos_encoding,
         )
         num_entities = entities.tokens.shape[0]
-        device = entities.tokens.device
-        if entity_ids is None:
-            entity_ids = torch.arange(num_entities, device=device)
-        heads, relations, tails = triplets.unbind(dim=1)
         edges = graph_edges if graph_edges is not None else triplets.new_zeros(0, 3)
 
         # Every fusion sequence the objectives need, each computed once: Y(-,-,e) for every entity, Y(h,r,-) for
         # every distinct (head, relation) query, R(h,-,t) for every distinct (head, tail) pair of the triplets (E2R)
         # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass.
         queries, query_of_triplet = torch.unique(triplets[:, :2], dim=0, return_inverse=True)
-        pair_list = torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]])
-        pairs, pair_index = torch.unique(pair_list, dim=0, return_inverse=True)
-        slots = torch.arange(num_entities, device=device)
-        sequence_heads = torch.cat([torch.full_like(slots, MASKED), queries[:, 0], pairs[:, 0]])
-        sequence_relations = torch.cat(
-            [torch.full_like(slots, MASKED), queries[:, 1], torch.full_like(pairs[:, 0], MASKED)]
+        pairs, pair_index = torch.unique(
+            torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), dim=0, return_inverse=True
         )
-        sequence_tails = torch.cat([slots, torch.full_like(queries[:, 0], MASKED), pairs[:, 1]])
-        triplet_embeds, relation_embeds, fusion_outputs = self.fuse(
-            entities, sequence_heads, sequence_relations, sequence_tails, **kwargs
-        )
-        entity_embeds = triplet_embeds[:num_entities]
-        query_embeds = triplet_embeds[num_entities : num_entities + queries.shape[0]][query_of_triplet]
-        pair_relation_embeds = relation_embeds[num_entities + queries.shape[0] :]
+        slots = torch.arange(num_entities, device=triplets.device)
+        sequences = [
+            torch.stack(masked_sequences(tails=slots), dim=1),
+            torch.stack(masked_sequences(heads=queries[:, 0], relations=queries[:, 1]), dim=1),
+            torch.stack(masked_sequences(heads=pairs[:, 0], tails=pairs[:, 1]), dim=1),
+        ]
+        fusion_output = self.fuse(entities, *torch.cat(sequences).unbind(dim=1), **kwargs)
+        entity_embeds = fusion_output.pooler_output[:num_entities]
+        query_embeds = fusion_output.pooler_output[num_entities : num_entities + queries.shape[0]][query_of_triplet]
+        pair_relation_embeds = fusion_output.relation_embeds[num_entities + queries.shape[0] :]
         triplet_relation_embeds = pair_relation_embeds[pair_index[: triplets.shape[0]]]
         relation_logits = self.relation_head(triplet_relation_embeds)
 
@@ -738,37 +859,7 @@ class KnowledgeCLIPModel(CLIPModel):
         text_embeds = F.normalize(entities.text_embeds, dim=-1)
         image_embeds = F.normalize(entities.image_embeds, dim=-1)
         logits_per_text = text_embeds @ image_embeds.T * self.logit_scale.exp()
-
-        losses = {}
-        if return_loss:
-            if relation_labels is None:
-                raise ValueError(
-                    "return_loss=True on a knowledge batch needs relation_labels (the processor adds them)."
-                )
-            triplet_labels = relation_labels[relations]
-            losses = self._knowledge_losses(
-                entities,
-                entity_ids,
-                triplets,
-                triplet_labels,
-                entity_embeds,
-                query_embeds,
-                relation_logits,
-                graph_embeds,
-                edges,
-                teacher_model=teacher_model,
-                teacher_image_embeds=teacher_image_embeds,
-                teacher_text_embeds=teacher_text_embeds,
-                teacher_logit_scale=teacher_logit_scale,
-                entity_input_ids=entity_input_ids,
-                entity_attention_mask=entity_attention_mask,
-                entity_pixel_values=entity_pixel_values,
-                interpolate_pos_encoding=interpolate_pos_encoding,
-                gather=loss_gather,
-            )
-
-        return KnowledgeCLIPOutput(
-            **losses,
+        output = KnowledgeCLIPOutput(
             logits_per_image=logits_per_text.T,
             logits_per_text=logits_per_text,
             text_embeds=text_embeds,
@@ -780,137 +871,28 @@ class KnowledgeCLIPModel(CLIPModel):
             relation_embeds=triplet_relation_embeds,
             relation_logits=relation_logits,
             graph_embeds=graph_embeds,
-            fusion_model_output=fusion_outputs,
+            fusion_model_output=fusion_output,
         )
-
-    def _knowledge_losses(
-        self,
-        entities: EntityFeatures,
-        entity_ids: torch.Tensor,
-        triplets: torch.Tensor,
-        triplet_labels: torch.Tensor,
-        entity_embeds: torch.Tensor,
-        query_embeds: torch.Tensor,
-        relation_logits: torch.Tensor,
-        graph_embeds: torch.Tensor | None,
-        edges: torch.Tensor,
-        *,
-        teacher_model: CLIPModel | None,
-        teacher_image_embeds: torch.Tensor | None,
-        teacher_text_embeds: torch.Tensor | None,
-        teacher_logit_scale: torch.Tensor | float | None,
-        entity_input_ids: torch.Tensor | None,
-        entity_attention_mask: torch.Tensor | None,
-        entity_pixel_values: torch.Tensor | None,
-        interpolate_pos_encoding: bool,
-        gather: FeatureGather | None,
-    ) -> dict[str, torch.Tensor]:
-        """The objectives of Eq. 14 that the batch allows, and their weighted sum as `loss`."""
-        config = self.config
-        heads, _, tails = triplets.unbind(dim=1)
-        losses = {
-            "e2e_loss": e2e_loss(
-                entity_embeds[tails],
-                query_embeds,
-                entity_ids[heads],
-                triplet_labels,
-                entity_ids[tails],
-                config.knowledge_temperature,
-                gather,
-            )
-        }
-        if config.num_relations > 0:
-            losses["e2r_loss"] = e2r_loss(relation_logits, triplet_labels, gather)
-        if graph_embeds is not None:
-            # Targets are the batch's tails that received messages; one without sampled in-edges has G^L = Y and
-            # would only add a trivial positive.
-            targets = torch.unique(tails)
-            targets = targets[torch.isin(targets, edges[:, 2])]
-            losses["g2e_loss"] = g2e_loss(
-                entity_embeds[targets],
-                graph_embeds[targets],
-                entity_ids[targets],
-                config.knowledge_temperature,
-                gather,
-            )
-
-        if teacher_model is not None:
-            teacher_text_embeds, teacher_image_embeds, teacher_logit_scale = self._teacher_embeddings(
-                teacher_model, entity_input_ids, entity_attention_mask, entity_pixel_values, interpolate_pos_encoding
-            )
-        if teacher_text_embeds is not None and teacher_image_embeds is not None:
-            if teacher_logit_scale is None:
-                raise ValueError("teacher_logit_scale is required with teacher_image_embeds/teacher_text_embeds.")
-            losses["kd_loss"] = kd_loss(
-                entities.image_embeds,
-                entities.text_embeds,
-                teacher_image_embeds,
-                teacher_text_embeds,
+        if return_loss:
+            if relation_labels is None:
+                raise ValueError(
+                    "return_loss=True on a knowledge batch needs relation_labels (the processor adds them)."
+                )
+            losses = KnowledgeCLIPLoss(self.config)(
+                output,
                 self.logit_scale,
-                teacher_logit_scale,
-                config.kd_temperature,
-                gather,
+                triplets,
+                relation_labels,
+                entity_ids=entity_ids,
+                graph_edges=graph_edges,
+                teacher_text_embeds=teacher_text_embeds,
+                teacher_image_embeds=teacher_image_embeds,
+                teacher_logit_scale=teacher_logit_scale,
             )
-        if config.clip_loss_weight > 0:
-            losses["clip_loss"] = self._pair_clip_loss(entities, entity_ids, triplets, gather)
-
-        weights = {
-            "e2e_loss": config.e2e_loss_weight,
-            "e2r_loss": config.e2r_loss_weight,
-            "g2e_loss": config.g2e_loss_weight,
-            "kd_loss": config.kd_loss_weight,
-            "clip_loss": config.clip_loss_weight,
-        }
-        losses["loss"] = sum(weights[name] * value for name, value in losses.items())
-        return losses
-
-    @torch.no_grad()
-    def _teacher_embeddings(
-        self,
-        teacher_model: CLIPModel,
-        entity_input_ids: torch.Tensor | None,
-        entity_attention_mask: torch.Tensor | None,
-        entity_pixel_values: torch.Tensor | None,
-        interpolate_pos_encoding: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The frozen teacher's projected embeddings of the batch's text and image entities, and its logit scale."""
-        empty = self.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
-        text_embeds = (
-            teacher_model.get_text_features(
-                input_ids=entity_input_ids, attention_mask=entity_attention_mask
-            ).pooler_output
-            if entity_input_ids is not None and entity_input_ids.shape[0] > 0
-            else empty
-        )
-        image_embeds = (
-            # The teacher reads the same images as the student, so it needs the same position interpolation.
-            teacher_model.get_image_features(
-                pixel_values=entity_pixel_values, interpolate_pos_encoding=interpolate_pos_encoding
-            ).pooler_output
-            if entity_pixel_values is not None and entity_pixel_values.shape[0] > 0
-            else empty
-        )
-        return text_embeds, image_embeds, teacher_model.logit_scale.detach()
-
-    def _pair_clip_loss(
-        self, entities: EntityFeatures, entity_ids: torch.Tensor, triplets: torch.Tensor, gather: FeatureGather | None
-    ) -> torch.Tensor:
-        """CLIP's loss on the distinct (image, text) pairs that the batch's triplets connect, in either direction."""
-        num_texts = entities.text_embeds.shape[0]
-        ends = triplets[:, [0, 2]]
-        is_image = ends >= num_texts
-        mixed = is_image[:, 0] != is_image[:, 1]
-        image_slots = torch.where(is_image[:, 0], ends[:, 0], ends[:, 1])[mixed]
-        text_slots = torch.where(is_image[:, 0], ends[:, 1], ends[:, 0])[mixed]
-        pairs = torch.unique(torch.stack([image_slots, text_slots], dim=1), dim=0)
-        return clip_loss(
-            entities.image_embeds[pairs[:, 0] - num_texts],
-            entities.text_embeds[pairs[:, 1]],
-            entity_ids[pairs[:, 0]],
-            entity_ids[pairs[:, 1]],
-            self.logit_scale,
-            gather,
-        )
+            # ModelOutput keys follow the order fields are first set: rebuilt so that `loss` comes first, as in
+            # every transformers output.
+            output = KnowledgeCLIPOutput(**losses, **{k: v for k, v in output.items()})
+        return output
 
     def _concat_texts(
         self, *texts: tuple[torch.Tensor | None, torch.Tensor | None]
@@ -987,16 +969,213 @@ class KnowledgeCLIPModel(CLIPModel):
         if processor is not None:
             clip_processor = processor.to_clip_processor() if hasattr(processor, "to_clip_processor") else processor
             clip_processor.save_pretrained(save_directory)
-            # Older clients look for preprocessor_config.json, which ProcessorMixin no longer writes (HF_NOTES §3).
+            # Older clients look for preprocessor_config.json, which transformers 5's ProcessorMixin no longer writes.
             clip_processor.image_processor.save_pretrained(save_directory)
         return clip
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Downstream task models
+# --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class KnowledgeCLIPClassificationOutput(ModelOutput):
+    r"""
+    Output of the downstream task models ([`KnowledgeCLIPForQuestionAnswering`],
+    [`KnowledgeCLIPForImageTextClassification`]).
+
+    Args:
+        loss (`torch.Tensor` of shape `()`, *optional*, returned when `labels` are given):
+            Binary cross-entropy against soft answer scores (VQA) or cross-entropy against class labels.
+        logits (`torch.Tensor` of shape `(batch_size, num_labels)`):
+            Scores of each answer (VQA: independent sigmoids) or class (softmax).
+        joint_embeds (`torch.Tensor` of shape `(batch_size, num_images, fusion_hidden_size)`):
+            The joint representation `Y(image, -, text)` of each of the example's image-text pairs.
+        fusion_model_output ([`KnowledgeFusionOutput`]):
+            The fusion encoder's output for every pair, rows `batch_size x num_images` in example-major order.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    joint_embeds: torch.Tensor | None = None
+    fusion_model_output: KnowledgeFusionOutput | None = None
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in (self[k] for k in self.keys()))
+
+
+class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
+    """
+    Base of the task models: a [`KnowledgeCLIPModel`] under `knowledge_clip` plus a task head.
+
+    `from_pretrained` reads a Knowledge-CLIP checkpoint (its pre-trained fusion encoder is kept), a task checkpoint,
+    or a plain CLIP checkpoint, whose towers are loaded into a fresh Knowledge-CLIP: the baseline every comparison
+    needs. Config fields given as keyword arguments (`num_labels`, `id2label`, `label2id`, `num_images`,
+    `fusion_encoder_config`, ...) override the checkpoint's.
+    """
+
+    config: KnowledgeCLIPConfig
+    base_model_prefix = "knowledge_clip"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "CLIPVisionEmbeddings", "KnowledgeFusionLayer"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        if config is None:
+            from transformers import CLIPConfig
+
+            hub_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+            config_dict, _ = CLIPConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            if config_dict.get("model_type") == "clip":
+                overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in _CONFIG_OVERRIDE_KEYS}
+                config = KnowledgeCLIPConfig.from_clip_config(config_dict, **overrides)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+
+    def _encode_pairs(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        interpolate_pos_encoding: bool,
+        **kwargs,
+    ) -> tuple[torch.Tensor, KnowledgeFusionOutput]:
+        """Joint representations `(batch, num_images, hidden)` of each example's images with its text."""
+        batch_size = input_ids.shape[0]
+        if pixel_values.dim() == 4:  # one image per example
+            pixel_values = pixel_values.unsqueeze(1)
+        num_images = pixel_values.shape[1]
+        if num_images != self.config.num_images or pixel_values.shape[0] != batch_size:
+            raise ValueError(
+                f"pixel_values of shape {tuple(pixel_values.shape)} for {batch_size} texts: expected "
+                f"({batch_size}, {self.config.num_images}, 3, H, W) (config.num_images = {self.config.num_images})."
+            )
+        examples = torch.arange(batch_size, device=input_ids.device).repeat_interleave(num_images)
+        image_rows = torch.arange(batch_size * num_images, device=input_ids.device)
+        fusion_output = self.knowledge_clip.get_joint_features(
+            input_ids=input_ids,
+            pixel_values=pixel_values.flatten(0, 1),
+            attention_mask=attention_mask,
+            image_text_pairs=torch.stack([image_rows, examples], dim=1),
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            **kwargs,
+        )
+        return fusion_output.pooler_output.view(batch_size, num_images, -1), fusion_output
+
+
+class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
+    r"""
+    Knowledge-CLIP for visual question answering, as the paper fine-tunes it on VQAv2 (and as ViLT does): the joint
+    representation of (image, question) through the fusion encoder, then an MLP classifier over the answer vocabulary
+    (`config.id2label`), trained as multi-label classification against soft scores (the official VQA accuracy of
+    each answer), so that an answer three of the ten annotators gave counts fully.
+    """
+
+    def __init__(self, config: KnowledgeCLIPConfig):
+        super().__init__(config)
+        self.knowledge_clip = KnowledgeCLIPModel(config)
+        hidden_size = config.fusion_encoder_config.hidden_size
+        self.classifier = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size * 2),
+            nn.LayerNorm(hidden_size * 2),
+            nn.GELU(),
+            nn.Linear(hidden_size * 2, config.num_labels),
+        )
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        **kwargs,
+    ) -> KnowledgeCLIPClassificationOutput:
+        r"""
+        Args:
+            input_ids, attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): the tokenised questions.
+            pixel_values (`torch.Tensor` of shape `(batch_size, 3, H, W)`): the images.
+            labels (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*): the soft score of every answer
+                of the vocabulary (0 for answers nobody gave); the loss is the binary cross-entropy with logits summed
+                over answers and averaged over questions (ViLT's scaling).
+        """
+        joint_embeds, fusion_output = self._encode_pairs(
+            input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
+        )
+        logits = self.classifier(joint_embeds[:, 0])
+        loss = None
+        if labels is not None:
+            loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)) * labels.shape[1]
+        return KnowledgeCLIPClassificationOutput(
+            loss=loss, logits=logits, joint_embeds=joint_embeds, fusion_model_output=fusion_output
+        )
+
+
+class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
+    r"""
+    Knowledge-CLIP for classifying a text against `config.num_images` images: visual entailment (SNLI-VE, one image,
+    3 classes) and NLVR2 (two images, True/False). Each image forms a joint representation with the text through the
+    fusion encoder; the representations of an example are concatenated in image order and classified by an MLP, as
+    ViLT's `ViltForImagesAndTextClassification` does.
+    """
+
+    def __init__(self, config: KnowledgeCLIPConfig):
+        super().__init__(config)
+        self.knowledge_clip = KnowledgeCLIPModel(config)
+        width = config.fusion_encoder_config.hidden_size * config.num_images
+        self.classifier = nn.Sequential(
+            nn.Linear(width, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, config.num_labels)
+        )
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        **kwargs,
+    ) -> KnowledgeCLIPClassificationOutput:
+        r"""
+        Args:
+            input_ids, attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): the tokenised texts
+                (hypotheses, statements).
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_images, 3, H, W)`): the images of each example, in
+                order (NLVR2: left, right); `(batch_size, 3, H, W)` when `config.num_images == 1`.
+            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*): class indices (`config.id2label`).
+        """
+        joint_embeds, fusion_output = self._encode_pairs(
+            input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
+        )
+        logits = self.classifier(joint_embeds.flatten(1))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return KnowledgeCLIPClassificationOutput(
+            loss=loss, logits=logits, joint_embeds=joint_embeds, fusion_model_output=fusion_output
+        )
+
+
+# Keyword arguments of `from_pretrained` that locate the checkpoint, and those that override config fields when a
+# plain CLIP config is turned into a Knowledge-CLIP one.
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+_CONFIG_OVERRIDE_KEYS = {field.name for field in fields(KnowledgeCLIPConfig)} | {"num_labels", "id2label", "label2id"}
+
 _KNOWLEDGE_PREFIXES = ("text_to_fusion.", "vision_to_fusion.", "fusion_encoder.", "relation_head.", "graph_head.")
 
 __all__ = [
+    "KnowledgeCLIPClassificationOutput",
+    "KnowledgeCLIPForImageTextClassification",
+    "KnowledgeCLIPForQuestionAnswering",
     "KnowledgeCLIPModel",
     "KnowledgeCLIPOutput",
     "KnowledgeFusionModel",
+    "KnowledgeFusionOutput",
     "KnowledgeFusionPreTrainedModel",
+    "KnowledgeCLIPPreTrainedModel",
+    "masked_sequences",
 ]

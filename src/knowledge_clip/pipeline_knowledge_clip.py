@@ -1,19 +1,27 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """
-The `"knowledge-triplet-completion"` pipeline: triplet completion, relation ranking and triplet scoring with a
-[`KnowledgeCLIPModel`], as a transformers `Pipeline`.
+Two pipeline tasks: `"knowledge-triplet-completion"` (triplet completion, relation ranking and triplet scoring with a
+[`KnowledgeCLIPModel`]) and `"knowledge-visual-question-answering"` (answers from a
+[`KnowledgeCLIPForQuestionAnswering`], with the call and output of transformers' removed
+`visual-question-answering` pipeline).
 
 This module imports only flat siblings (`from .reasoning import ...`), so `pipe.save_pretrained(dir)` copies it with
 what it needs and `pipeline(model=dir, trust_remote_code=True)` runs where `knowledge_clip` is not installed.
 """
 
+import torch
 from PIL import Image
-from transformers import AutoModel, Pipeline
+from transformers import AutoModel, AutoModelForVisualQuestionAnswering, Pipeline
+from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .image_conversion import to_rgb
 from .reasoning import KnowledgeReasoner
 
 TASK = "knowledge-triplet-completion"
+VQA_TASK = "knowledge-visual-question-answering"
+"""transformers 5 refuses the name `visual-question-answering` before it looks at the registry (it lists it among
+removed tasks and points to `image-text-to-text`, which needs a generative model), so ours has its own name."""
 
 
 class KnowledgeTripletCompletionPipeline(Pipeline):
@@ -101,11 +109,89 @@ class KnowledgeTripletCompletionPipeline(Pipeline):
         return answers
 
 
+class KnowledgeVisualQuestionAnsweringPipeline(Pipeline):
+    r"""
+    Answers a question about an image with a [`KnowledgeCLIPForQuestionAnswering`]: the call and output of
+    transformers' former `visual-question-answering` pipeline. Scores are the classifier's independent sigmoids over
+    the answer vocabulary (`config.id2label`), best first.
+
+    Call: `pipe(image=..., question=..., top_k=5)` or `pipe({"image": ..., "question": ...})`, or a list of such
+    dicts; `image` is a `PIL.Image.Image`, a local path or a URL. Returns `[{"score": s, "answer": a}, ...]` (a list
+    of those for a list of inputs).
+
+    Example (answers depend on the checkpoint):
+
+    ```python
+    >>> import knowledge_clip  # registers the task
+    >>> from transformers import pipeline
+    >>> pipe = pipeline("knowledge-visual-question-answering", model=model, processor=processor)
+    >>> pipe(image="scene.png", question="what colour is the square?", top_k=2)
+    [{'score': 0.91, 'answer': 'red'}, {'score': 0.05, 'answer': 'blue'}]
+    ```
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+
+    def __call__(self, image=None, question: str | None = None, **kwargs):
+        if isinstance(image, (Image.Image, str)):
+            if question is None:
+                raise ValueError("Give a question with the image: pipe(image=..., question=...).")
+            inputs = {"image": image, "question": question}
+        elif image is None and question is not None:
+            raise ValueError("Give an image with the question: pipe(image=..., question=...).")
+        else:  # a dict, or a list of dicts
+            inputs = image
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, top_k=None, timeout=None, **kwargs):
+        postprocess_params = {}
+        if top_k is not None:
+            if not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
+        return {"timeout": timeout}, {}, postprocess_params
+
+    def preprocess(self, inputs: dict, timeout=None) -> dict:
+        if not isinstance(inputs, dict) or set(inputs) != {"image", "question"}:
+            raise ValueError(f"Expected a dict with 'image' and 'question', got {inputs!r:.80}.")
+        image = to_rgb(load_image(inputs["image"], timeout=timeout))
+        model_inputs = self.processor(
+            text=[inputs["question"]], images=[image], padding=True, truncation=True, return_tensors="pt"
+        )
+        model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.dtype)
+        return dict(model_inputs)
+
+    def _forward(self, model_inputs: dict) -> dict:
+        return {"logits": self.model(**model_inputs).logits}
+
+    def postprocess(self, model_outputs: dict, top_k: int = 5):
+        probabilities = model_outputs["logits"][0].float().sigmoid()
+        top_k = min(top_k, probabilities.shape[0])
+        scores, indices = torch.topk(probabilities, top_k)
+        id2label = self.model.config.id2label
+        return [{"score": score, "answer": id2label[index]} for score, index in zip(scores.tolist(), indices.tolist())]
+
+
 def register_pipeline() -> None:
-    """Registers `"knowledge-triplet-completion"` with transformers' pipeline registry (idempotent)."""
+    """Registers the package's pipeline tasks with transformers' pipeline registry (idempotent)."""
     PIPELINE_REGISTRY.register_pipeline(
         TASK, pipeline_class=KnowledgeTripletCompletionPipeline, pt_model=AutoModel, type="multimodal"
     )
+    PIPELINE_REGISTRY.register_pipeline(
+        VQA_TASK,
+        pipeline_class=KnowledgeVisualQuestionAnsweringPipeline,
+        pt_model=AutoModelForVisualQuestionAnswering,
+        type="multimodal",
+    )
 
 
-__all__ = ["TASK", "KnowledgeTripletCompletionPipeline", "register_pipeline"]
+__all__ = [
+    "TASK",
+    "VQA_TASK",
+    "KnowledgeTripletCompletionPipeline",
+    "KnowledgeVisualQuestionAnsweringPipeline",
+    "register_pipeline",
+]

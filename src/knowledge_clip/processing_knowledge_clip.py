@@ -55,7 +55,9 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
         """
         Args:
             text, images:
-                CLIP inputs, processed exactly as `CLIPProcessor` does.
+                CLIP inputs, processed exactly as `CLIPProcessor` does; pairs for the task models are `text[i]` with
+                `images[i]`. When every item of `images` is a list or tuple of the same length k (NLVR2: left and
+                right image of `text[i]`), `pixel_values` has shape `(batch_size, k, 3, H, W)`.
             triplets (`list[tuple]`, *optional*):
                 `(head, relation, tail)` triplets with entities as `str` or `PIL.Image.Image`.
             graph_edges (`list[tuple]`, *optional*):
@@ -67,6 +69,16 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
         if triplets is None:
             if graph_edges is not None:
                 raise ValueError("graph_edges needs triplets.")
+            if isinstance(images, (list, tuple)) and images and all(isinstance(i, (list, tuple)) for i in images):
+                per_example = {len(group) for group in images}
+                if len(per_example) != 1:
+                    raise ValueError(f"Every example needs the same number of images, got {sorted(per_example)}.")
+                flat = [image for group in images for image in group]
+                outputs = super().__call__(text=text, images=flat, **kwargs)
+                pixel_values = outputs["pixel_values"]
+                if isinstance(pixel_values, torch.Tensor):
+                    outputs["pixel_values"] = pixel_values.view(len(images), -1, *pixel_values.shape[1:])
+                return outputs
             return super().__call__(text=text, images=images, **kwargs)
         if text is not None or images is not None:
             raise ValueError("Pass either text/images (CLIP inputs) or triplets (a knowledge batch), not both.")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .image_conversion import to_rgb
-from .modeling_knowledge_clip import MASKED, EntityFeatures
+from .modeling_knowledge_clip import EntityFeatures
 from .processing_knowledge_clip import Entity, entity_key
 
 __all__ = [
@@ -85,25 +85,22 @@ def encode_entity_batch(
 
 def entity_embeddings(model, features: EntityFeatures, slots: torch.Tensor) -> torch.Tensor:
     """L2-normalised entity representations `Y(-, -, e)` of the given entity slots, `(len(slots), hidden)`."""
-    masked = torch.full_like(slots, MASKED)
-    return F.normalize(model.fuse(features, masked, masked, slots)[0].float(), dim=-1)
+    return F.normalize(model.encode_entities(features, slots).float(), dim=-1)
 
 
 def query_embeddings(
     model, features: EntityFeatures, head_slots: torch.Tensor, relation_rows: torch.Tensor
 ) -> torch.Tensor:
     """L2-normalised query representations `Y(h, r, -)` of `(head slot, relation row)` pairs, `(num_pairs, hidden)`."""
-    return F.normalize(
-        model.fuse(features, head_slots, relation_rows, torch.full_like(head_slots, MASKED))[0].float(), dim=-1
-    )
+    queries = torch.stack([head_slots, relation_rows], dim=1)
+    return F.normalize(model.encode_queries(features, queries).float(), dim=-1)
 
 
 def relation_logits(
     model, features: EntityFeatures, head_slots: torch.Tensor, tail_slots: torch.Tensor
 ) -> torch.Tensor:
     """E2R logits over `config.relation_vocab` from `R(h, -, t)` of `(head slot, tail slot)` pairs."""
-    relation_embeds = model.fuse(features, head_slots, torch.full_like(head_slots, MASKED), tail_slots)[1]
-    return model.relation_head(relation_embeds).float()
+    return model.predict_relations(features, torch.stack([head_slots, tail_slots], dim=1)).float()
 
 
 class KnowledgeReasoner:

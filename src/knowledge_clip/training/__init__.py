@@ -23,7 +23,7 @@ from .models import load_pretraining_models, load_teacher
 from .optim import clamp_logit_scale, cosine_schedule_with_warmup, parameter_groups
 from .plotting import plot_training_curves
 from .stage0 import train_stage0_clip
-from .step import LOSS_NAMES, evaluate_loss, knowledge_forward
+from .step import LOSS_NAMES, evaluate_loss, knowledge_forward, teacher_embeddings
 
 __all__ = [
     "LOSS_NAMES",
@@ -57,4 +57,5 @@ __all__ = [
     "run_compatibility",
     "save_checkpoint",
     "train_stage0_clip",
+    "teacher_embeddings",
 ]

@@ -4,11 +4,44 @@
 import torch
 from accelerate import Accelerator
 
-from ..losses import FeatureGather
+from ..losses import FeatureGather, KnowledgeCLIPLoss
 
-__all__ = ["LOSS_NAMES", "evaluate_loss", "knowledge_forward"]
+__all__ = ["LOSS_NAMES", "evaluate_loss", "knowledge_forward", "teacher_embeddings"]
 
 LOSS_NAMES = ("loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss", "clip_loss")
+
+
+@torch.no_grad()
+def teacher_embeddings(teacher_model, batch: dict) -> dict:
+    """
+    The frozen teacher's inputs to the KD term: its projected embeddings of the batch's text and image entities and
+    its `logit_scale`, computed without gradient.
+
+    Args:
+        teacher_model (`CLIPModel`): The original CLIP.
+        batch (`dict`): A knowledge batch from the collator (its `entity_*` fields are read).
+
+    Returns:
+        `dict`: `teacher_text_embeds`, `teacher_image_embeds`, `teacher_logit_scale`, to pass to the model's forward or
+        to [`KnowledgeCLIPLoss`].
+    """
+    input_ids, pixel_values = batch.get("entity_input_ids"), batch.get("entity_pixel_values")
+    empty = teacher_model.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
+    text_embeds = image_embeds = empty
+    if input_ids is not None and input_ids.shape[0] > 0:
+        text_embeds = teacher_model.get_text_features(
+            input_ids=input_ids, attention_mask=batch.get("entity_attention_mask")
+        ).pooler_output
+    if pixel_values is not None and pixel_values.shape[0] > 0:
+        # The teacher reads the same images as the student, so it needs the same position interpolation.
+        image_embeds = teacher_model.get_image_features(
+            pixel_values=pixel_values, interpolate_pos_encoding=batch.get("interpolate_pos_encoding", False)
+        ).pooler_output
+    return {
+        "teacher_text_embeds": text_embeds,
+        "teacher_image_embeds": image_embeds,
+        "teacher_logit_scale": teacher_model.logit_scale.detach(),
+    }
 
 
 def knowledge_forward(
@@ -20,7 +53,7 @@ def knowledge_forward(
     with_graph_edges: bool = True,
 ):
     """
-    Runs the model on a knowledge batch with `return_loss=True`.
+    Runs the model on a knowledge batch, then the teacher, then [`KnowledgeCLIPLoss`] (Eq. 14).
 
     With several processes, E2E, G2E and KD contrast against the whole global batch: `FeatureGather` concatenates
     every process's rows with their gradient (`accelerator.gather` would drop it). Every process must then run the
@@ -38,14 +71,22 @@ def knowledge_forward(
             for batches that never have any, which then compute no G2E loss in any process.
 
     Returns:
-        `KnowledgeCLIPOutput`: with `loss` and the individual objectives.
+        `KnowledgeCLIPOutput`: the representations, with `loss` and the individual objectives.
     """
     loss_gather = None
     if accelerator.num_processes > 1 and gather_losses:
         loss_gather = FeatureGather()
         if with_graph_edges and "graph_edges" not in batch:
             batch = {**batch, "graph_edges": batch["triplets"].new_zeros(0, 3)}
-    return model(**batch, return_loss=True, teacher_model=teacher_model, loss_gather=loss_gather)
+    unwrapped = accelerator.unwrap_model(model)
+    output = model(**batch)
+    teacher_inputs = teacher_embeddings(teacher_model, batch) if teacher_model is not None else {}
+    losses = KnowledgeCLIPLoss(unwrapped.config, gather=loss_gather)(
+        output, unwrapped.logit_scale, **batch, **teacher_inputs
+    )
+    for name, value in losses.items():
+        output[name] = value
+    return output
 
 
 @torch.no_grad()
