@@ -38,7 +38,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"knowledge_clip": ["metrics/*/*.py", "model_cards/*.md"]},
+    package_data={"knowledge_clip": ["metrics/*/*.py", "model_cards/*.md", "data/demo_world/facts.json"]},
     install_requires=RUNTIME,
     extras_require=EXTRAS,
 )
