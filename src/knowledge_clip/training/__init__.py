@@ -18,6 +18,18 @@ from .arguments import (
 from .checkpointing import TrainerState, find_latest_checkpoint, load_checkpoint, run_compatibility, save_checkpoint
 from .datasets import DatasetSpec, KnowledgeMixture, load_mixture, parse_dataset_spec
 from .errors import TrainingConfigurationError
+from .finetuning import (
+    FINETUNING_ARGUMENT_CLASSES,
+    FinetuningArguments,
+    FinetuningTrainingArguments,
+    TaskCollator,
+    TaskDataset,
+    evaluate_task,
+    finetuning_parameter_groups,
+    load_finetuning_model,
+    load_task_data,
+    task_forward,
+)
 from .meter import TrainingMeter, format_metrics
 from .models import load_pretraining_models, load_teacher
 from .optim import clamp_logit_scale, cosine_schedule_with_warmup, parameter_groups
@@ -26,14 +38,19 @@ from .stage0 import train_stage0_clip
 from .step import LOSS_NAMES, evaluate_loss, knowledge_forward, teacher_embeddings
 
 __all__ = [
+    "FINETUNING_ARGUMENT_CLASSES",
     "LOSS_NAMES",
     "PRETRAINING_ARGUMENT_CLASSES",
     "DataArguments",
     "DatasetSpec",
+    "FinetuningArguments",
+    "FinetuningTrainingArguments",
     "KnowledgeMixture",
     "ModelArguments",
     "PretrainingArguments",
     "Stage0Arguments",
+    "TaskCollator",
+    "TaskDataset",
     "TrainerState",
     "TrainingConfigurationError",
     "TrainingMeter",
@@ -42,13 +59,17 @@ __all__ = [
     "cosine_schedule_with_warmup",
     "create_accelerator",
     "evaluate_loss",
+    "evaluate_task",
     "find_latest_checkpoint",
+    "finetuning_parameter_groups",
     "flat_config",
     "format_metrics",
     "knowledge_forward",
     "load_checkpoint",
+    "load_finetuning_model",
     "load_mixture",
     "load_pretraining_models",
+    "load_task_data",
     "load_teacher",
     "parameter_groups",
     "parse_arguments",
@@ -56,6 +77,7 @@ __all__ = [
     "plot_training_curves",
     "run_compatibility",
     "save_checkpoint",
+    "task_forward",
     "train_stage0_clip",
     "teacher_embeddings",
 ]

@@ -1,0 +1,488 @@
+# Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
+"""
+`examples/finetune.py` end to end on tiny files in the published formats (VQAv2, SNLI-VE, NLVR2, Karpathy split) and
+a tiny Knowledge-CLIP checkpoint: every task trains, evaluates and saves; two processes equal one on the same global
+batch; a run killed with SIGKILL and resumed equals the uninterrupted one; bad inputs fail with one line. Plus the
+task glue of `knowledge_clip.training.finetuning` in process.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tiny import solid_image, tiny_config
+from training_utils import ACCELERATE, REPO, environment, free_port, max_weight_difference
+
+from knowledge_clip import (
+    KnowledgeCLIPForImageTextClassification,
+    KnowledgeCLIPForQuestionAnswering,
+    KnowledgeCLIPModel,
+)
+from knowledge_clip.training import TrainingConfigurationError
+from knowledge_clip.training.arguments import ModelArguments
+from knowledge_clip.training.finetuning import (
+    FinetuningHistory,
+    TaskCollator,
+    TaskDataset,
+    TaskRecord,
+    count_truncated_texts,
+    finetuned_model_card,
+    finetuning_parameter_groups,
+    load_finetuning_model,
+    push_finetuned_model,
+)
+
+FINETUNE = REPO / "examples" / "finetune.py"
+COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (220, 220, 30)}
+ANSWERS = ["red", "blue", "green", "yellow", "yes", "no"]
+LONG_TEXT = " ".join(["a red circle left of a blue square"] * 6)  # > 32 tokens: truncated
+SNLI_VE = ["entailment", "neutral", "contradiction"]
+# Small steps, every task: logging each step, evaluation at 3 and at the end (step 6).
+COMMON = ["--max_steps", "6", "--eval_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4",
+          "--per_device_eval_batch_size", "8", "--learning_rate", "1e-4", "--new_modules_learning_rate", "1e-3",
+          "--report_to", "none", "--license", "apache-2.0", "--warmup_steps", "1"]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------- fixtures
+def _save_images(folder, names, suffix):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        solid_image(list(COLOURS.values())[index % len(COLOURS)]).save(folder / f"{name}{suffix}")
+
+
+def write_vqa(root, subtype, num_images, questions_per_image, seed):
+    rng = np.random.default_rng(seed)
+    images = root / subtype
+    _save_images(images, [f"COCO_{subtype}_{i:012d}" for i in range(1, num_images + 1)], ".jpg")
+    questions, annotations = [], []
+    for image_id in range(1, num_images + 1):
+        for q in range(questions_per_image):
+            question_id = image_id * 10 + q
+            text = LONG_TEXT if question_id == 11 else f"what colour is shape {q}?"
+            answers = [ANSWERS[i] for i in rng.integers(0, len(ANSWERS), 10)]
+            questions.append({"image_id": image_id, "question": text, "question_id": question_id})
+            annotations.append(
+                {
+                    "question_type": "what color is the",
+                    "multiple_choice_answer": answers[0],
+                    "answers": [
+                        {"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)
+                    ],
+                    "image_id": image_id,
+                    "answer_type": "yes/no" if answers[0] in ("yes", "no") else "other",
+                    "question_id": question_id,
+                }
+            )
+    header = {"info": {}, "license": {}, "data_type": "mscoco", "data_subtype": subtype}
+    (root / f"{subtype}_questions.json").write_text(
+        json.dumps({**header, "task_type": "Open-Ended", "questions": questions})
+    )
+    (root / f"{subtype}_annotations.json").write_text(json.dumps({**header, "annotations": annotations}))
+
+
+def write_snli_ve(root, name, count, seed):
+    rng = np.random.default_rng(seed)
+    _save_images(root / "flickr30k-images", [str(1000 + i) for i in range(6)], ".jpg")
+    with open(root / f"snli_ve_{name}.jsonl", "w") as file:
+        for i in range(count):
+            label = SNLI_VE[int(rng.integers(0, 3))]
+            text = LONG_TEXT if i == 0 else f"a {label} statement {i}"
+            record = {"Flikr30kID": f"{1000 + i % 6}.jpg", "sentence1": "a caption", "pairID": f"{name}{i}",
+                      "sentence2": text, "gold_label": label}  # fmt: skip
+            file.write(json.dumps(record) + "\n")
+
+
+def write_nlvr2(root, split, count, seed):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(count):
+        stem = f"{split}-{i}-0"
+        folder = root / "images" / split / (str(i % 2) if split == "train" else "")
+        _save_images(folder, [f"{stem}-img0", f"{stem}-img1"], ".png")
+        record = {"identifier": f"{stem}-{i % 3}", "sentence": f"the left image has {i % 3} dogs",
+                  "label": "True" if rng.random() < 0.5 else "False", "synset": "dog", "query": "dogs"}  # fmt: skip
+        if split == "train":
+            record["directory"] = i % 2
+        lines.append(json.dumps(record))
+    (root / f"{split}.json").write_text("\n".join(lines) + "\n")
+
+
+def write_karpathy(root):
+    images = []
+    for index in range(12):
+        split = "train" if index < 8 else "val"
+        # Captions in the tiny tokenizer's words, different for every image: indistinguishable captions would tie
+        # exactly, and rounding would break the ties differently from run to run.
+        colour, shape = list(COLOURS)[index % 4], ("circle", "square", "triangle")[index % 3]
+        texts = (f"a {colour} {shape}", f"a photo of a {('small', 'big')[index % 2]} {colour} {shape}")
+        sentences = [{"raw": text, "tokens": text.split(), "imgid": index, "sentid": 2 * index + k}
+                     for k, text in enumerate(texts)]  # fmt: skip
+        images.append({"filepath": "val2014", "filename": f"COCO_val2014_{index:012d}.jpg", "imgid": index,
+                       "split": split, "sentences": sentences, "cocoid": index})  # fmt: skip
+    _save_images(root / "val2014", [f"COCO_val2014_{i:012d}" for i in range(12)], ".jpg")
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tokenizer, processor):
+    root = tmp_path_factory.mktemp("finetune")
+    torch.manual_seed(0)
+    model = KnowledgeCLIPModel(tiny_config(tokenizer))
+    model.save_pretrained(root / "knowledge")
+    processor.save_pretrained(root / "knowledge")
+    model.save_clip_pretrained(root / "clip", processor)
+    write_vqa(root / "vqa", "train2014", 6, 4, seed=1)
+    write_vqa(root / "vqa", "val2014", 3, 4, seed=2)
+    write_snli_ve(root / "snli_ve", "train", 24, seed=3)
+    write_snli_ve(root / "snli_ve", "dev", 12, seed=4)
+    write_nlvr2(root / "nlvr2", "train", 16, seed=5)
+    write_nlvr2(root / "nlvr2", "dev", 8, seed=6)
+    write_karpathy(root / "karpathy")
+    return root
+
+
+def task_args(root, task):
+    if task == "vqa":
+        v = root / "vqa"
+        return ["--task", "vqa", "--train_file", v / "train2014_questions.json", "--annotations_file",
+                v / "train2014_annotations.json", "--image_dir", v / "train2014", "--validation_file",
+                v / "val2014_questions.json", "--validation_annotations_file", v / "val2014_annotations.json",
+                "--validation_image_dir", v / "val2014", "--answer_vocab_size", "5"]  # fmt: skip
+    if task == "snli_ve":
+        s = root / "snli_ve"
+        return ["--task", "snli_ve", "--train_file", s / "snli_ve_train.jsonl", "--validation_file",
+                s / "snli_ve_dev.jsonl", "--image_dir", s / "flickr30k-images"]  # fmt: skip
+    if task == "nlvr2":
+        n = root / "nlvr2"
+        return ["--task", "nlvr2", "--train_file", n / "train.json", "--image_dir", n / "images" / "train",
+                "--validation_file", n / "dev.json", "--validation_image_dir", n / "images" / "dev"]  # fmt: skip
+    k = root / "karpathy"
+    return ["--task", "retrieval", "--train_file", k / "dataset_coco.json", "--validation_file",
+            k / "dataset_coco.json", "--image_dir", k]  # fmt: skip
+
+
+def run_finetune(args, processes=0, **env):
+    """`python examples/finetune.py` (processes=0) or `accelerate launch` with 1 or 2 (CPU) processes."""
+    args = [str(arg) for arg in args]
+    if processes == 0:
+        command = [sys.executable, str(FINETUNE), *args]
+    else:
+        multi = ["--multi_gpu", "--main_process_port", str(free_port())] if processes > 1 else []
+        command = [str(ACCELERATE), "launch", *multi, "--num_processes", str(processes), "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", str(FINETUNE), *args]  # fmt: skip
+    extra = {"ACCELERATE_USE_CPU": "1"} if processes > 1 else {}
+    return subprocess.run(
+        command, env=environment(**extra, **env), capture_output=True, text=True, timeout=180, cwd=REPO
+    )
+
+
+def weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def eval_records(metrics):
+    return [{k: v for k, v in record.items()} for record in metrics["eval_history"]]
+
+
+@pytest.fixture(scope="module")
+def runs(workspace):
+    """One run per task, launched once: VQA with checkpoints (the reference of the resume test), SNLI-VE through
+    `accelerate launch` with accumulation, activation checkpointing and bf16, NLVR2 from the plain CLIP checkpoint,
+    retrieval with 8 examples per process (the reference of the two-process run)."""
+    results = {}
+    for task, source, extra, processes in (
+        ("vqa", "knowledge", ["--checkpointing_steps", "2", "--max_steps", "8", "--eval_steps", "4"], 0),
+        # The memory and precision knobs, under `accelerate launch`.
+        (
+            "snli_ve",
+            "knowledge",
+            ["--gradient_accumulation_steps", "2", "--activation_checkpointing", "--mixed_precision", "bf16"],
+            1,
+        ),  # fmt: skip
+        (
+            "nlvr2",
+            "clip",
+            [
+                "--fusion_hidden_size",
+                "24",
+                "--fusion_num_heads",
+                "4",
+                "--fusion_intermediate_size",
+                "48",
+                "--fusion_num_layers",
+                "2",
+            ],
+            0,
+        ),  # fmt: skip
+        ("retrieval", "knowledge", ["--per_device_train_batch_size", "8", "--disable_dropout"], 0),
+    ):
+        output = workspace / "runs" / task
+        args = [*COMMON, *task_args(workspace, task), "--model_name_or_path", workspace / source, *extra]
+        result = run_finetune([*args, "--output_dir", output], processes)
+        assert result.returncode == 0, f"{task}:\n{result.stderr[-4000:]}"
+        results[task] = (args, output, result)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------------- end to end
+EXPECTED = {
+    "vqa": ("vqa_accuracy", "visual-question-answering", KnowledgeCLIPForQuestionAnswering),
+    "snli_ve": ("accuracy", None, KnowledgeCLIPForImageTextClassification),
+    "nlvr2": ("accuracy", None, KnowledgeCLIPForImageTextClassification),
+    "retrieval": ("mean_recall", "zero-shot-image-classification", KnowledgeCLIPModel),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(EXPECTED))
+def test_each_task_end_to_end(runs, task):
+    args, output, result = runs[task]
+    metric, pipeline_tag, model_class = EXPECTED[task]
+    metrics = json.loads((output / "metrics.json").read_text())
+    max_steps = 8 if task == "vqa" else 6
+    assert metrics["global_step"] == max_steps and metrics["task"] == task
+    assert [record["step"] for record in metrics["train_history"]] == list(range(1, max_steps + 1))
+    assert all(np.isfinite(record["loss"]) and record["loss"] > 0 for record in metrics["train_history"])
+    assert [record["step"] for record in metrics["eval_history"]] == ([4, 8] if task == "vqa" else [3, 6])
+    assert all(0 <= record[metric] <= 1 for record in metrics["eval_history"])
+    best = max(metrics["eval_history"], key=lambda record: record[metric])
+    assert metrics["best_metric"] == best[metric] and metrics["metric_for_best_model"] == metric
+    assert f"step {max_steps}/{max_steps}" in result.stderr and "samples/s" in result.stderr and "ETA" in result.stderr
+
+    # One text of each split's files is too long for the 32 text positions: counted and logged.
+    if task == "retrieval":
+        assert metrics["truncated_texts"] == {"train": 0, "validation": 0}
+        assert {"image_to_text_recall@1", "text_to_image_recall@10"} <= set(metrics["final_evaluation"])
+    elif task != "nlvr2":
+        assert metrics["truncated_texts"]["train"] == 1
+        assert re.search(r"train: 1 of \d+ texts exceed the text tower's 32 positions", result.stderr)
+
+    for folder in (output, output / "best"):
+        model = model_class.from_pretrained(folder)
+        card = (folder / "README.md").read_text()
+        assert "license: apache-2.0" in card
+        assert (f"pipeline_tag: {pipeline_tag}" in card) if pipeline_tag else "pipeline_tag" not in card
+    if task == "vqa":
+        vocabulary = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        assert model.config.num_labels == 5 and set(vocabulary) <= set(ANSWERS)
+    if task in ("snli_ve", "nlvr2"):
+        assert list(model.config.id2label.values()) == (SNLI_VE if task == "snli_ve" else ["False", "True"])
+        assert model.config.num_images == (2 if task == "nlvr2" else 1)
+    if task == "snli_ve":
+        assert (
+            "6 steps of 8 examples (4 per process x 1 processes x 2 accumulation), 3 steps per epoch" in result.stderr
+        )
+    if task == "nlvr2":  # from the plain CLIP checkpoint: a fresh fusion encoder of the requested size
+        assert metrics["checkpoint_type"] == "clip" and "fusion encoder" in metrics["new_modules"]
+        assert model.config.fusion_encoder_config.hidden_size == 24
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_on_the_same_global_batch(runs):
+    """Retrieval: CLIP's loss over the global batch (FeatureGather), 2 x 4 examples vs 1 x 8."""
+    args, single_output, _ = runs["retrieval"]
+    output = single_output.parent / "retrieval-2proc"
+    result = run_finetune([*args, "--per_device_train_batch_size", "4", "--output_dir", output], processes=2)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "MULTI_CPU with 2 process(es)" in result.stderr and "(4 per process x 2 processes" in result.stderr
+    single = json.loads((single_output / "metrics.json").read_text())
+    double = json.loads((output / "metrics.json").read_text())
+    for a, b in zip(single["train_history"], double["train_history"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    for a, b in zip(single["eval_history"], double["eval_history"], strict=True):
+        assert a["mean_recall"] == pytest.approx(b["mean_recall"], abs=1e-6)
+    assert max_weight_difference(weights(single_output), weights(output)) < 1e-4
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(runs):
+    """VQA with drop-path on (so the RNG must be restored too), killed at step 5, mid-epoch (6 steps per epoch): the
+    resumed run restarts from checkpoint 4 inside the first epoch (after its evaluation at 4) and crosses into the
+    second."""
+    args, reference_output, _ = runs["vqa"]
+    output = reference_output.parent / "vqa-killed"
+    command = [sys.executable, str(FINETUNE), *map(str, args), "--output_dir", str(output)]
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True, cwd=REPO)  # fmt: skip
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if re.search(r"step 5/8 ", line):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-20:])
+    assert not (output / "metrics.json").exists()
+
+    result = run_finetune([*args, "--output_dir", output, "--resume_from_checkpoint", "latest"])
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "checkpoint-4 at step 4" in result.stderr
+    assert max_weight_difference(weights(output), weights(reference_output)) <= 1e-6
+    assert max_weight_difference(weights(output / "best"), weights(reference_output / "best")) <= 1e-6
+    resumed = json.loads((output / "metrics.json").read_text())
+    reference = json.loads((reference_output / "metrics.json").read_text())
+    assert eval_records(resumed) == eval_records(reference)  # the evaluation at 4 is the checkpoint's, kept
+    assert (resumed["best_step"], resumed["best_metric"]) == (reference["best_step"], reference["best_metric"])
+    assert [r["loss"] for r in resumed["train_history"]] == [r["loss"] for r in reference["train_history"]]
+
+
+# ------------------------------------------------------------------------------------------------------- bad inputs
+@pytest.mark.slow
+def test_id2label_mismatch_is_a_one_line_error(workspace, tmp_path):
+    checkpoint = tmp_path / "other-labels"
+    labels = {0: "yes", 1: "no", 2: "maybe"}
+    KnowledgeCLIPForImageTextClassification.from_pretrained(workspace / "knowledge", id2label=labels).save_pretrained(
+        checkpoint
+    )
+    # In process: the library's error names both label lists.
+    with pytest.raises(TrainingConfigurationError, match=r"'yes', 'no', 'maybe'.*'entailment', 'neutral'"):
+        load_finetuning_model("snli_ve", ModelArguments(model_name_or_path=str(checkpoint)), SNLI_VE, "SNLI-VE")
+    # The script: one line, no traceback.
+    args = [
+        *COMMON,
+        *task_args(workspace, "snli_ve"),
+        "--model_name_or_path",
+        checkpoint,
+        "--output_dir",
+        tmp_path / "o",
+    ]
+    result = run_finetune(args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        "its id2label (3 labels ['yes', 'no', 'maybe'])" in last and "'entailment', 'neutral', 'contradiction'" in last
+    )
+
+
+def load_finetune_module():
+    spec = importlib.util.spec_from_file_location("finetune", FINETUNE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (["--task", "captioning"], "--task must be one of vqa, snli_ve, nlvr2, retrieval"),
+        (["--metric_for_best_model", "bleu"], "--task vqa reports vqa_accuracy"),
+        (["--validation_annotations_file", None], "--task vqa needs --validation_annotations_file"),
+        (["--train_file", "missing.json"], "--train_file missing.json: no such file"),
+        (["--kd_loss_weight", "1"], "--kd_loss_weight: pre-training options"),
+        (["--model_name_or_path", None], "--model_name_or_path is required"),
+        (["--benchmark_demo_world"], "--benchmark_demo_world is a pre-training option"),
+    ],
+)
+def test_bad_invocations_fail_before_any_work(workspace, change, expected):
+    args = [str(a) for a in [*COMMON, *task_args(workspace, "vqa"), "--model_name_or_path", workspace / "knowledge"]]
+    flag, *value = change
+    if flag in args:
+        position = args.index(flag)
+        del args[position : position + 2]
+    if value != [None]:
+        args += [flag, *map(str, value)]
+    with pytest.raises(TrainingConfigurationError, match=re.escape(expected)):
+        load_finetune_module().main(args)
+
+
+# ------------------------------------------------------------------------------------------------------- the glue
+def test_task_heads_count_as_new_modules(workspace):
+    model = KnowledgeCLIPForQuestionAnswering.from_pretrained(workspace / "knowledge", id2label=dict(enumerate("ab")))
+    groups = finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05)
+    by_name = {group["name"]: group for group in groups}
+    assert set(by_name) == {"towers/decay", "towers/no_decay", "new_modules/decay", "new_modules/no_decay"}
+    names = {id(p): n for n, p in model.named_parameters()}
+    new = [names[id(p)] for g in groups if g["name"].startswith("new_modules") for p in g["params"]]
+    towers = [names[id(p)] for g in groups if g["name"].startswith("towers") for p in g["params"]]
+    assert {"classifier.0.weight", "classifier.3.bias", "classifier.1.weight"} <= set(new)
+    assert any(n.startswith("knowledge_clip.fusion_encoder.") for n in new)
+    assert all(n.startswith(("knowledge_clip.text_model.", "knowledge_clip.vision_model.", "knowledge_clip.text_pr",
+                             "knowledge_clip.visual_pr", "knowledge_clip.logit_scale")) for n in towers)  # fmt: skip
+    assert "classifier.0.weight" in [names[id(p)] for p in by_name["new_modules/decay"]["params"]]
+    assert "classifier.1.weight" in [names[id(p)] for p in by_name["new_modules/no_decay"]["params"]]  # LayerNorm
+    assert by_name["new_modules/decay"]["lr"] == 1e-3 and by_name["towers/decay"]["lr"] == 1e-5
+    assert len(new) + len(towers) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_dataset_order_is_a_function_of_seed_and_epoch(workspace, processor):
+    images = sorted(str(p) for p in (workspace / "snli_ve" / "flickr30k-images").iterdir())
+    records = [TaskRecord(text=f"text {i}", images=(images[i % 6],), label=i % 3) for i in range(10)]
+    root = str(workspace / "snli_ve" / "flickr30k-images")
+    first, again = TaskDataset(records, root, shuffle=True, seed=7), TaskDataset(records, root, shuffle=True, seed=7)
+    orders = []
+    for epoch in (0, 1, 0):
+        first.set_epoch(epoch)
+        orders.append([first[i]["index"] for i in range(10)])
+    assert sorted(orders[0]) == list(range(10)) and orders[0] != orders[1] and orders[0] == orders[2]
+    again.set_epoch(1)
+    assert [again[i]["index"] for i in range(10)] == orders[1]
+    assert [TaskDataset(records, root)[i]["index"] for i in range(10)] == list(range(10))
+    # An image outside the split's directory is refused by the safe loader.
+    outside = TaskDataset([TaskRecord(text="x", images=(str(workspace / "clip" / "config.json"),))], root)
+    with pytest.raises(ValueError, match="escapes the root"):
+        outside[0]
+
+
+def test_collator_shapes_and_soft_scores(workspace, processor):
+    left = sorted(str(p) for p in (workspace / "nlvr2" / "images" / "dev").iterdir())
+    root = str(workspace / "nlvr2" / "images" / "dev")
+    pairs = TaskDataset(
+        [TaskRecord("one dog", (left[0], left[1]), label=1), TaskRecord("two", (left[2], left[3]), label=0)], root
+    )
+    batch = TaskCollator(processor, "nlvr2", 32)([pairs[0], pairs[1]])
+    assert batch["pixel_values"].shape == (2, 2, 3, 32, 32) and batch["labels"].tolist() == [1, 0]
+    vqa = TaskDataset([TaskRecord("q?", (left[0],), answer_labels=(0, 2), answer_scores=(1.0, 0.3)),
+                       TaskRecord(LONG_TEXT, (left[1],))], root)  # fmt: skip
+    batch = TaskCollator(processor, "vqa", 32, num_labels=4)([vqa[0], vqa[1]])
+    assert torch.allclose(batch["labels"], torch.tensor([[1.0, 0, 0.3, 0], [0, 0, 0, 0]]))
+    assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["input_ids"].shape == (2, 32)
+    assert count_truncated_texts(processor.tokenizer, ["q?", LONG_TEXT, "red"], 32) == 1
+
+
+def test_history_keeps_the_best_and_round_trips():
+    history = FinetuningHistory("accuracy")
+    assert history.update(3, {"accuracy": 0.5}) and not history.update(6, {"accuracy": 0.5})
+    assert history.update(9, {"accuracy": 0.7}) and (history.best_step, history.best_metric) == (9, 0.7)
+    restored = FinetuningHistory("accuracy")
+    restored.load_state_dict(history.state_dict())
+    assert restored.state_dict() == history.state_dict()
+
+
+def test_cards_and_push_without_network(workspace, tmp_path):
+    model = KnowledgeCLIPForQuestionAnswering.from_pretrained(
+        workspace / "knowledge", id2label=dict(enumerate(ANSWERS))
+    )
+    card = finetuned_model_card("vqa", model.config, "me/vqa", "apache-2.0", metrics={"vqa_accuracy": 0.5})
+    assert card.data.pipeline_tag == "visual-question-answering" and "vqa_accuracy" in str(card)
+    assert "pipeline_tag" not in str(finetuned_model_card("nlvr2", model.config, "me/n", "mit").data.to_yaml())
+    model.save_pretrained(tmp_path / "vqa")
+    (tmp_path / "vqa" / "checkpoints").mkdir()
+
+    class FakeApi:
+        def __init__(self):
+            self.calls = []
+
+        def create_repo(self, repo_id, **kwargs):
+            self.calls.append(("create_repo", repo_id))
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            self.calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path)), kwargs["ignore_patterns"]))
+            return "https://huggingface.co/me/vqa/commit/0"
+
+    api = FakeApi()
+    kwargs = {"license": "apache-2.0", "base_model": None, "dataset_name": "VQAv2", "training_args": {}}
+    urls = push_finetuned_model("vqa", str(tmp_path / "vqa"), None, "me/vqa", kwargs, {"vqa_accuracy": 0.5}, api=api)
+    assert urls == {"me/vqa": "https://huggingface.co/me/vqa/commit/0"}
+    assert api.calls[0] == ("create_repo", "me/vqa") and "README.md" in api.calls[1][2]
+    assert "checkpoints/*" in api.calls[1][3]
+    with pytest.raises(TrainingConfigurationError, match="namespace"):
+        push_finetuned_model("vqa", str(tmp_path / "vqa"), None, "no-namespace", kwargs, api=api)
