@@ -23,7 +23,8 @@ Build it with `build_demo_world(out_dir)` or `python -m knowledge_clip.data.demo
 
 The modules: `scenes` (shapes, colours, sizes, placement, spatial predicates, scene generation), `captions`,
 `rendering` (drawing, JPEG bytes, previews), one writer per published format (`coco`, `visual_genome`, `conceptnet`,
-`visualsem`, `zero_shot`) with `files` and the fact tables of `facts.json` (read by `facts`), and `world` (the
+`visualsem`, `zero_shot`) with `files` and the fact tables of `facts.json` (read by `facts`), `downstream` (the
+fine-tuning tasks in the VQAv2, SNLI-VE, NLVR2 and Karpathy formats), and `world` (the
 `DemoWorld` paths, building, the marker and the command line).
 """
 

@@ -66,6 +66,11 @@ def _assertion_line(rng: random.Random, relation: str, start: str, end: str, sou
     return "\t".join((uri, rel, start, end, json.dumps(info, ensure_ascii=False, sort_keys=True)))
 
 
+def fact_table_assertions() -> list[tuple[str, str, str]]:
+    """`(relation, start, end)` of the fact table's English assertions, the ends as their labels ("fire truck")."""
+    return [(relation, _concept_label(start), _concept_label(end)) for relation, start, end, _ in _ENGLISH]
+
+
 def write_conceptnet(root: Path, seed: int) -> dict:
     """Writes `conceptnet/conceptnet-assertions-5.7.0.csv.gz` (gzip, no header, sorted by assertion URI)."""
     rng = random.Random(f"demo-world:{seed}:conceptnet")

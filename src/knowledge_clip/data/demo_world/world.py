@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .coco import write_coco
 from .conceptnet import write_conceptnet
+from .downstream import write_downstream
 from .files import write_json
 from .rendering import draw_shapes, jpeg_bytes, save_preview
 from .scenes import COLOURS, IMAGE_SIZE, PREDICATES, SHAPES, SIZE_SPECS, SIZES, make_scenes
@@ -23,7 +24,8 @@ from .visual_genome import write_visual_genome
 from .visualsem import write_visualsem
 from .zero_shot import write_zero_shot
 
-FORMAT_VERSION = 1
+# 2: the downstream tasks were added (a world of version 1 is rebuilt).
+FORMAT_VERSION = 2
 MARKER_NAME = "demo_world.json"
 GENERATOR = "knowledge_clip.data.demo_world"
 
@@ -50,6 +52,9 @@ class DemoWorld:
         scenes_file (`Path`): `scenes.json`, the ground truth of every scene (objects, boxes, all true relations,
             captions) and the class names.
         class_names (`tuple[str, ...]`): Zero-shot class names, `"<colour> <shape>"`.
+        downstream (`Path`): The downstream tasks on scenes of their own (see `downstream.py`): `vqa/` + `coco/`
+            (VQAv2), `snli_ve/` + `flickr30k_images/` (SNLI-VE), `nlvr2/` (NLVR2), `retrieval/dataset_flickr30k.json`
+            (Karpathy split), `splits.json` (knowledge and held-out-composition ids) and `scenes.json`.
     """
 
     root: Path
@@ -65,6 +70,7 @@ class DemoWorld:
     zero_shot: Path
     scenes_file: Path
     class_names: tuple[str, ...]
+    downstream: Path
 
     @classmethod
     def at(cls, root: str | os.PathLike, seed: int, size: str) -> "DemoWorld":
@@ -91,6 +97,7 @@ class DemoWorld:
             zero_shot=root / "zero_shot",
             scenes_file=root / "scenes.json",
             class_names=tuple(f"{colour} {shape}" for colour in COLOURS for shape in SHAPES),
+            downstream=root / "downstream",
         )
 
     def manifest(self) -> dict:
@@ -127,6 +134,7 @@ def _generate(root: Path, seed: int, size: str) -> None:
     counts |= write_conceptnet(root, seed)
     counts |= write_visualsem(root, seed, spec)
     counts |= write_zero_shot(root, seed, spec, world.class_names)
+    counts |= write_downstream(root, seed, size)
     write_json(
         world.scenes_file,
         {
