@@ -57,6 +57,7 @@ from knowledge_clip.training.finetuning import (
     label_fingerprint,
     load_finetuning_model,
     load_task_data,
+    load_test_subsets,
     push_finetuned_model,
     resolve_finetuning_license,
     save_model_atomically,
@@ -113,12 +114,16 @@ def main(argv=None):
 
     # ---------------------------------------------------------------------------------------------------------- data
     train_data = load_task_data(task_args, "train")
-    eval_data = None
+    # VQA validation and test questions are scored against the training answer vocabulary.
+    eval_data, test_data, test_subsets = None, None, None
     if task_args.validation_file is not None:
-        # VQA validation questions are scored against the training answer vocabulary.
         eval_data = load_task_data(task_args, "validation", labels=train_data.labels or None)
+    if task_args.test_file is not None:
+        test_data = load_task_data(task_args, "test", labels=train_data.labels or None)
+    if task_args.test_subsets_file is not None:
+        test_subsets = load_test_subsets(task_args.test_subsets_file)
     # (The loaders log their own reports: records read, loaded and skipped, with examples of the skipped ones.)
-    for name, data in (("train", train_data), ("validation", eval_data)):
+    for name, data in (("train", train_data), ("validation", eval_data), ("test", test_data)):
         if data is not None:
             images = f" of {len(data.gallery)} images" if task == "retrieval" else ""
             unit = "captions" if task == "retrieval" else "examples"
@@ -143,7 +148,7 @@ def main(argv=None):
         model.activation_checkpointing_enable()
     max_length = model.config.text_config.max_position_embeddings
     truncated = {}
-    for name, data in (("train", train_data), ("validation", eval_data)):
+    for name, data in (("train", train_data), ("validation", eval_data), ("test", test_data)):
         if data is not None:
             truncated[name] = count_truncated_texts(processor.tokenizer, data.texts, max_length)
             logger.info(
@@ -164,17 +169,24 @@ def main(argv=None):
         drop_last=True,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    eval_dataloaders = {}
-    if eval_data is not None:
-        parts = dict(zip(("images", "texts"), eval_data.gallery_records())) if task == "retrieval" else {}
-        for name, records in (parts or {"examples": eval_data.records}).items():
-            eval_dataloaders[name] = torch.utils.data.DataLoader(
-                TaskDataset(records, eval_data.image_dir),
+
+    def evaluation_dataloaders(data):
+        """The loaders `evaluate_task` reads: the examples, or a retrieval split's gallery images and captions."""
+        if data is None:
+            return {}
+        parts = dict(zip(("images", "texts"), data.gallery_records())) if task == "retrieval" else {}
+        return {
+            name: torch.utils.data.DataLoader(
+                TaskDataset(records, data.image_dir),
                 batch_size=args.per_device_eval_batch_size,
                 collate_fn=collator,
                 num_workers=task_args.dataloader_num_workers,
                 generator=torch.Generator().manual_seed(args.seed),
             )
+            for name, records in (parts or {"examples": data.records}).items()
+        }
+
+    eval_dataloaders, test_dataloaders = evaluation_dataloaders(eval_data), evaluation_dataloaders(test_data)
 
     # ---------------------------------------------------------------------------------------------------- optimizer
     global_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
@@ -187,6 +199,7 @@ def main(argv=None):
     optimizer = torch.optim.AdamW(groups, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     eval_dataloaders = {name: accelerator.prepare(loader) for name, loader in eval_dataloaders.items()}
+    test_dataloaders = {name: accelerator.prepare(loader) for name, loader in test_dataloaders.items()}
     steps_per_epoch = max(1, len(train_dataloader) // args.gradient_accumulation_steps)
     max_steps = args.max_steps or math.ceil(args.num_train_epochs * steps_per_epoch)
     warmup_steps = args.warmup_steps if args.warmup_steps is not None else round(args.warmup_ratio * max_steps)
@@ -313,11 +326,26 @@ def main(argv=None):
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped.save_pretrained(args.output_dir, safe_serialization=True)
+    has_best = os.path.isdir(best_dir) and bool(eval_dataloaders)
+
+    # ---------------------------------------------------------------------------------------------------------- test
+    # Scored once, by the model that validation chose (every process loads it: all take part in the evaluation).
+    test_metrics = None
+    if test_dataloaders:
+        if has_best:
+            unwrapped.load_state_dict(type(unwrapped).from_pretrained(best_dir).state_dict())
+        test_metrics = evaluate_task(
+            model, test_dataloaders, task, test_data, accelerator, args.max_eval_batches, test_subsets
+        )
+        if test_metrics is not None:
+            scored = f"the best model (step {history.best_step})" if has_best else "the final model"
+            logger.info(f"test ({scored}): {format_metrics(test_metrics)}")
+            write_json(os.path.join(args.output_dir, "test_results.json"), test_metrics)
+    if accelerator.is_main_process:
         processor.save_pretrained(args.output_dir)
         processor.image_processor.save_pretrained(args.output_dir)
         card = finetuned_model_card(task, unwrapped.config, repo_id, metrics=final_metrics, **card_kwargs)
         card.save(os.path.join(args.output_dir, "README.md"))
-        has_best = history.best_step is not None and os.path.isdir(best_dir)
         metrics = {
             "task": task,
             "global_step": state.global_step,
@@ -330,8 +358,13 @@ def main(argv=None):
             "num_examples": {
                 "train": len(train_data.records),
                 "validation": len(eval_data.records) if eval_data else 0,
+                "test": len(test_data.records) if test_data else 0,
             },
-            "data_reports": {"train": train_data.report, "validation": eval_data.report if eval_data else None},
+            "data_reports": {
+                "train": train_data.report,
+                "validation": eval_data.report if eval_data else None,
+                "test": test_data.report if test_data else None,
+            },
             "truncated_texts": truncated,
             "num_labels": len(train_data.labels),
             "metric_for_best_model": history.metric,
@@ -339,6 +372,8 @@ def main(argv=None):
             "best_step": history.best_step,
             "best_model_dir": best_dir if has_best else None,
             "final_evaluation": final_metrics,
+            "test_evaluation": test_metrics,
+            "test_model": ("best" if has_best else "final") if test_metrics is not None else None,
             "train_history": history.train_history,
             "eval_history": history.eval_history,
         }

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,14 +29,17 @@ from knowledge_clip import (
 from knowledge_clip.training import TrainingConfigurationError
 from knowledge_clip.training.arguments import ModelArguments
 from knowledge_clip.training.finetuning import (
+    FinetuningArguments,
     FinetuningHistory,
     TaskCollator,
     TaskDataset,
     TaskRecord,
     count_truncated_texts,
+    evaluate_task,
     finetuned_model_card,
     finetuning_parameter_groups,
     load_finetuning_model,
+    load_task_data,
     push_finetuned_model,
 )
 
@@ -195,12 +199,18 @@ def eval_records(metrics):
 
 @pytest.fixture(scope="module")
 def runs(workspace):
-    """One run per task, launched once: VQA with checkpoints (the reference of the resume test), SNLI-VE through
-    `accelerate launch` with accumulation, activation checkpointing and bf16, NLVR2 from the plain CLIP checkpoint,
-    retrieval with 8 examples per process (the reference of the two-process run)."""
+    """One run per task, launched once: VQA with checkpoints (the reference of the resume test) and a test split with
+    a subset, SNLI-VE through `accelerate launch` with accumulation, activation checkpointing and bf16, NLVR2 from the
+    plain CLIP checkpoint, retrieval with 8 examples per process (the reference of the two-process run) and a test
+    split. The test files are the validation files: the test metrics must then be those of the best evaluation."""
+    v = workspace / "vqa"
+    (workspace / "vqa_subsets.json").write_text(json.dumps({"first_image": [10, 11, 12, 13]}))
+    vqa_test = ["--test_file", v / "val2014_questions.json", "--test_annotations_file", v / "val2014_annotations.json",
+                "--test_image_dir", v / "val2014", "--test_subsets_file", workspace / "vqa_subsets.json"]  # fmt: skip
+    retrieval_test = ["--test_file", workspace / "karpathy" / "dataset_coco.json", "--test_split", "val"]
     results = {}
     for task, source, extra, processes in (
-        ("vqa", "knowledge", ["--checkpointing_steps", "2", "--max_steps", "8", "--eval_steps", "4"], 0),
+        ("vqa", "knowledge", ["--checkpointing_steps", "2", "--max_steps", "8", "--eval_steps", "4", *vqa_test], 0),
         # The memory and precision knobs, under `accelerate launch`.
         (
             "snli_ve",
@@ -223,7 +233,7 @@ def runs(workspace):
             ],
             0,
         ),  # fmt: skip
-        ("retrieval", "knowledge", ["--per_device_train_batch_size", "8", "--disable_dropout"], 0),
+        ("retrieval", "knowledge", ["--per_device_train_batch_size", "8", "--disable_dropout", *retrieval_test], 0),
     ):
         output = workspace / "runs" / task
         args = [*COMMON, *task_args(workspace, task), "--model_name_or_path", workspace / source, *extra]
@@ -260,7 +270,7 @@ def test_each_task_end_to_end(runs, task):
 
     # One text of each split's files is too long for the 32 text positions: counted and logged.
     if task == "retrieval":
-        assert metrics["truncated_texts"] == {"train": 0, "validation": 0}
+        assert metrics["truncated_texts"] == {"train": 0, "validation": 0, "test": 0}
         assert {"image_to_text_recall@1", "text_to_image_recall@10"} <= set(metrics["final_evaluation"])
     elif task != "nlvr2":
         assert metrics["truncated_texts"]["train"] == 1
@@ -271,7 +281,17 @@ def test_each_task_end_to_end(runs, task):
         card = (folder / "README.md").read_text()
         assert "license: apache-2.0" in card
         assert (f"pipeline_tag: {pipeline_tag}" in card) if pipeline_tag else "pipeline_tag" not in card
+    if task in ("vqa", "retrieval"):  # the test split is the validation split, scored by the best model
+        test = json.loads((output / "test_results.json").read_text())
+        at_best = next(record for record in metrics["eval_history"] if record["step"] == metrics["best_step"])
+        shared = set(test) & set(at_best)
+        assert metric in shared and all(test[k] == pytest.approx(at_best[k]) for k in shared)
+        assert metrics["test_evaluation"] == test and metrics["test_model"] == "best"
+    else:
+        assert not (output / "test_results.json").exists() and metrics["test_evaluation"] is None
     if task == "vqa":
+        assert test["first_image/num_examples"] == 4 and 0 <= test["first_image/vqa_accuracy"] <= 1
+        assert metrics["num_examples"]["test"] == 12
         vocabulary = [model.config.id2label[i] for i in range(model.config.num_labels)]
         assert model.config.num_labels == 5 and set(vocabulary) <= set(ANSWERS)
     if task in ("snli_ve", "nlvr2"):
@@ -446,6 +466,52 @@ def test_collator_shapes_and_soft_scores(workspace, processor):
     assert torch.allclose(batch["labels"], torch.tensor([[1.0, 0, 0.3, 0], [0, 0, 0, 0]]))
     assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["input_ids"].shape == (2, 32)
     assert count_truncated_texts(processor.tokenizer, ["q?", LONG_TEXT, "red"], 32) == 1
+
+
+class PredictsItsInput(torch.nn.Module):
+    """A stand-in task model whose logits are its `pixel_values` row: the test chooses every prediction."""
+
+    def forward(self, pixel_values, **inputs):
+        return SimpleNamespace(logits=pixel_values)
+
+
+@pytest.mark.parametrize("task", ["snli_ve", "vqa"])
+def test_subset_metrics_score_exactly_the_examples_they_name(workspace, task):
+    from accelerate import Accelerator
+
+    args = [str(a) for a in task_args(workspace, task)]
+    fields = {a[2:]: b for a, b in zip(args[::2], args[1::2])}
+    fields["answer_vocab_size"] = int(fields.get("answer_vocab_size", 3129))
+    data = load_task_data(FinetuningArguments(**fields), "validation", labels=ANSWERS if task == "vqa" else None)
+    ids = data.example_ids
+    assert len(ids) == len(data.records) and len(set(ids)) == len(ids)
+    assert ids[:2] == (["dev0", "dev1"] if task == "snli_ve" else [10, 11])
+    rng = np.random.default_rng(0)
+    predicted = rng.integers(0, len(data.labels), len(ids))
+    batches = [  # uneven batches, out of order: the metric must follow `example_index`, not the order of arrival
+        {"pixel_values": torch.eye(len(data.labels))[predicted[chunk]], "example_index": torch.tensor(chunk)}
+        for chunk in np.array_split(rng.permutation(len(ids)), 3)
+    ]
+    subset = set(ids[::3])
+    metrics = evaluate_task(PredictsItsInput(), {"examples": batches}, task, data, Accelerator(cpu=True),
+                            subsets={"every_third": subset})  # fmt: skip
+    kept = [i for i, example_id in enumerate(ids) if example_id in subset]
+    if task == "snli_ve":
+        expected = float(np.mean([predicted[i] == data.references[i] for i in kept]))
+        assert metrics["every_third/accuracy"] == pytest.approx(expected)
+        assert metrics["accuracy"] == pytest.approx(float(np.mean(predicted == np.array(data.references))))
+    else:  # the official rule, literally: min(#humans that said it / 3, 1) over the 10 leave-one-out subsets
+
+        def accuracy(i):
+            answer, humans = data.labels[predicted[i]], data.references[i]
+            return np.mean([min(sum(h == answer for h in humans[:j] + humans[j + 1 :]) / 3, 1) for j in range(10)])
+
+        assert metrics["every_third/vqa_accuracy"] == pytest.approx(np.mean([accuracy(i) for i in kept]))
+        assert metrics["vqa_accuracy"] == pytest.approx(np.mean([accuracy(i) for i in range(len(ids))]))
+    assert metrics["every_third/num_examples"] == len(kept) and metrics["num_examples"] == len(ids)
+    with pytest.raises(ValueError, match="'nothing' holds none"):
+        evaluate_task(PredictsItsInput(), {"examples": batches}, task, data, Accelerator(cpu=True),
+                      subsets={"nothing": {"no such id"}})  # fmt: skip
 
 
 def test_history_keeps_the_best_and_round_trips():

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,9 +147,18 @@ class FinetuningArguments:
             Karpathy image root).
         validation_image_dir (`str`, *optional*):
             Where `validation_file`'s images are; `image_dir` when unset.
-        train_split, validation_split (`str`, *optional*):
-            Retrieval only: the Karpathy splits to train and evaluate on (`train` and `val`; the paper-style test is
-            `--validation_split test`: Flickr30K's 1K and COCO's 5K test images).
+        test_file, test_annotations_file, test_image_dir (`str`, *optional*):
+            A held-out split scored once, after training, by the best model on `validation_file` (the final model
+            without one): the metrics go to `output_dir/test_results.json`. Nothing is chosen on it. VQA needs its
+            annotations; the images default to `image_dir`; retrieval may name the Karpathy file again (its
+            `test_split` is read).
+        test_subsets_file (`str`, *optional*):
+            VQA and classification: a JSON object `{subset name: [example ids]}` (VQA `question_id`, SNLI-VE `pairID`,
+            NLVR2 `identifier`); each subset's metrics are reported beside the whole split's (`<name>/<metric>`),
+            e.g. the demo world's knowledge split.
+        train_split, validation_split, test_split (`str`, *optional*):
+            Retrieval only: the Karpathy splits to train, evaluate and test on (`train`, `val` and `test`: Flickr30K's
+            1K and COCO's 5K test images).
         include_restval (`bool`, *optional*, defaults to `True`):
             Retrieval only: `--train_split train` also reads COCO's `restval` images (the 113K-image training set of
             the usual recipes); `--no_include_restval` keeps the 83K `train` images only.
@@ -163,8 +172,8 @@ class FinetuningArguments:
             Drop (and report) examples whose image file is missing when the data is loaded, instead of failing at the
             first batch that reads it.
         max_train_samples, max_eval_samples (`int`, *optional*):
-            Keep only the first examples of each split (quick runs, debugging); retrieval: the first images, with all
-            their captions.
+            Keep only the first examples of the training split, and of the validation and test splits (quick runs,
+            debugging); retrieval: the first images, with all their captions.
         dataset_name (`str`, *optional*):
             The dataset's name on the model card (`VQAv2`, `SNLI-VE`, `NLVR2`; retrieval: from the Karpathy file).
         dataloader_num_workers (`int`, *optional*, defaults to 0):
@@ -182,8 +191,17 @@ class FinetuningArguments:
     validation_image_dir: str | None = field(
         default=None, metadata={"help": "Directory of validation_file's images (default: image_dir)."}
     )
+    test_file: str | None = field(default=None, metadata={"help": "Test file, scored once by the best model."})
+    test_annotations_file: str | None = field(default=None, metadata={"help": "VQA: annotations of test_file."})
+    test_image_dir: str | None = field(
+        default=None, metadata={"help": "Directory of test_file's images (default: image_dir)."}
+    )
+    test_subsets_file: str | None = field(
+        default=None, metadata={"help": "JSON {subset: [example ids]}: test metrics per subset too."}
+    )
     train_split: str = field(default="train", metadata={"help": "Retrieval: Karpathy split to train on."})
     validation_split: str = field(default="val", metadata={"help": "Retrieval: Karpathy split to evaluate on."})
+    test_split: str = field(default="test", metadata={"help": "Retrieval: Karpathy split of test_file."})
     include_restval: bool = field(
         default=True, metadata={"help": "Retrieval: --train_split train also reads COCO's restval images."}
     )
@@ -191,7 +209,9 @@ class FinetuningArguments:
     metric_for_best_model: str | None = field(default=None, metadata={"help": "Metric that selects output_dir/best."})
     check_images: bool = field(default=True, metadata={"help": "Drop examples whose image is missing at load time."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep the first N validation and test examples."}
+    )
     dataset_name: str | None = field(default=None, metadata={"help": "Dataset name on the model card."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Data loader worker processes."})
 
@@ -213,9 +233,11 @@ class FinetuningArguments:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TrainingConfigurationError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         if self.task != "vqa":
-            for name in ("annotations_file", "validation_annotations_file"):
+            for name in ("annotations_file", "validation_annotations_file", "test_annotations_file"):
                 if getattr(self, name) is not None:
                     raise TrainingConfigurationError(f"--{name} is for --task vqa only.")
+        if self.test_subsets_file is not None and (self.task == "retrieval" or self.test_file is None):
+            raise TrainingConfigurationError("--test_subsets_file needs --test_file and a task other than retrieval.")
 
     def check_files(self) -> None:
         """
@@ -229,17 +251,20 @@ class FinetuningArguments:
             required["annotations_file"] = self.annotations_file
             if self.validation_file is not None:
                 required["validation_annotations_file"] = self.validation_annotations_file
+            if self.test_file is not None:
+                required["test_annotations_file"] = self.test_annotations_file
         for name, value in required.items():
             if value is None:
                 hint = (
                     " (VQA needs the annotations of every split it trains or evaluates on)" if "annot" in name else ""
                 )
                 raise TrainingConfigurationError(f"--task {self.task} needs --{name}{hint}.")
-        for name in ("train_file", "validation_file", "annotations_file", "validation_annotations_file"):
+        files = ("train_file", "validation_file", "test_file", "test_subsets_file")
+        for name in files + ("annotations_file", "validation_annotations_file", "test_annotations_file"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise TrainingConfigurationError(f"--{name} {path}: no such file.")
-        for name in ("image_dir", "validation_image_dir"):
+        for name in ("image_dir", "validation_image_dir", "test_image_dir"):
             path = getattr(self, name)
             if path is not None and not os.path.isdir(path):
                 raise TrainingConfigurationError(f"--{name} {path}: no such directory.")
@@ -329,7 +354,8 @@ class TaskData:
         references (`list`): Per record, what its prediction is scored against (VQA: the 10 human answers;
             classification: the label).
         answer_types (`list[str]`): VQA: each question's answer type.
-        question_ids (`list`): VQA: each question's id.
+        example_ids (`list`): Per record, the dataset's id of the example (VQA: `question_id`; SNLI-VE: `pairID`, or
+            `None` where the file has none; NLVR2: `identifier`), to score named subsets (`evaluate_task(subsets=...)`).
         gallery (`list[str]`): Retrieval: the gallery image paths (`TaskRecord.image_id` indexes them).
         text_to_image (`list[int]`): Retrieval: the gallery image of each caption.
         report (`str`): The loader's report (skipped records), for the log.
@@ -341,7 +367,7 @@ class TaskData:
     labels: list[str] = field(default_factory=list)
     references: list = field(default_factory=list)
     answer_types: list[str] = field(default_factory=list)
-    question_ids: list = field(default_factory=list)
+    example_ids: list = field(default_factory=list)
     gallery: list[str] = field(default_factory=list)
     text_to_image: list[int] = field(default_factory=list)
     report: str = ""
@@ -385,9 +411,9 @@ def load_task_data(task_args: FinetuningArguments, split: str, labels: Sequence[
 
     Args:
         task_args (`FinetuningArguments`): The task, files and options.
-        split (`str`): `"train"` or `"validation"`.
-        labels (`Sequence[str]`, *optional*): VQA validation: the answer vocabulary built on the training split (the
-            validation questions are scored against it).
+        split (`str`): `"train"`, `"validation"` or `"test"`.
+        labels (`Sequence[str]`, *optional*): VQA validation and test: the answer vocabulary built on the training
+            split (their questions are scored against it).
 
     Returns:
         `TaskData`.
@@ -397,16 +423,19 @@ def load_task_data(task_args: FinetuningArguments, split: str, labels: Sequence[
     """
     from ..data import downstream  # the loaders are only needed by a fine-tuning run
 
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
     train = split == "train"
-    path = task_args.train_file if train else task_args.validation_file
-    flag = "train_file" if train else "validation_file"
-    image_dir = task_args.image_dir if train else (task_args.validation_image_dir or task_args.image_dir)
+    prefix = "" if train else f"{split}_"
+    flag = f"{split}_file"
+    path = getattr(task_args, flag)
+    image_dir = getattr(task_args, f"{prefix}image_dir") or task_args.image_dir
     limit = task_args.max_train_samples if train else task_args.max_eval_samples
     check = task_args.check_images
     task = task_args.task
     try:
         if task == "vqa":
-            annotations = task_args.annotations_file if train else task_args.validation_annotations_file
+            annotations = getattr(task_args, f"{prefix}annotations_file")
             examples, report = downstream.load_vqa(path, annotations, image_dir, check_images=check)
         elif task == "snli_ve":
             examples, report = downstream.load_snli_ve(path, image_dir, check_images=check)
@@ -416,7 +445,7 @@ def load_task_data(task_args: FinetuningArguments, split: str, labels: Sequence[
             examples, report = downstream.load_karpathy_retrieval(
                 path,
                 image_dir,
-                split=task_args.train_split if train else task_args.validation_split,
+                split=getattr(task_args, f"{split}_split"),
                 check_images=check,
                 include_restval=task_args.include_restval,
             )
@@ -443,9 +472,33 @@ def load_task_data(task_args: FinetuningArguments, split: str, labels: Sequence[
     return data
 
 
+def load_test_subsets(path: str) -> dict[str, set]:
+    """
+    Reads `--test_subsets_file`: a JSON object `{subset name: [example ids]}`.
+
+    Raises:
+        TrainingConfigurationError: unreadable JSON, or a value that is not a list of ids, naming the file and key.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise _loader_error("test_subsets_file", path, error) from None
+    if not isinstance(value, dict):
+        raise TrainingConfigurationError(f"--test_subsets_file {path}: expected a JSON object {{subset: [ids]}}.")
+    subsets = {}
+    for name, ids in value.items():
+        if not isinstance(ids, list) or not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
+            raise TrainingConfigurationError(
+                f"--test_subsets_file {path}: key {name!r} must hold a list of example ids (integers or strings)."
+            )
+        subsets[name] = set(ids)
+    return subsets
+
+
 def _vqa_data(examples, image_dir: str, vocabulary: list[str], soft_scores) -> TaskData:
     index = {answer: position for position, answer in enumerate(vocabulary)}
-    records, references, answer_types, question_ids, outside = [], [], [], [], 0
+    records, references, answer_types, example_ids, outside = [], [], [], [], 0
     for example in examples:
         answer_labels, scores, num_outside = soft_scores(example.answers, index) if example.answers else ([], [], 0)
         outside += int(num_outside)
@@ -459,14 +512,14 @@ def _vqa_data(examples, image_dir: str, vocabulary: list[str], soft_scores) -> T
         )
         references.append(list(example.answers or []))
         answer_types.append(str(example.answer_type))
-        question_ids.append(example.question_id)
+        example_ids.append(example.question_id)
     return TaskData(
         records,
         image_dir,
         labels=vocabulary,
         references=references,
         answer_types=answer_types,
-        question_ids=question_ids,
+        example_ids=example_ids,
         num_outside_vocabulary=outside,
     )
 
@@ -484,7 +537,9 @@ def _classification_data(examples, image_dir: str, labels: list[str], nlvr2: boo
             )
         else:
             records.append(TaskRecord(text=example.text, images=(str(example.image),), label=int(example.label)))
-    return TaskData(records, image_dir, labels=labels, references=[record.label for record in records])
+    example_ids = [example.identifier if nlvr2 else example.pair_id for example in examples]
+    references = [record.label for record in records]
+    return TaskData(records, image_dir, labels=labels, references=references, example_ids=example_ids)
 
 
 def _retrieval_data(split, image_dir: str, limit: int | None) -> TaskData:
@@ -864,6 +919,7 @@ def evaluate_task(
     data: TaskData,
     accelerator: Accelerator,
     max_batches: int | None = None,
+    subsets: Mapping[str, Collection] | None = None,
 ) -> dict[str, float] | None:
     """
     The task metric on a validation split, with every process's predictions gathered (`gather_for_metrics`, which
@@ -883,12 +939,20 @@ def evaluate_task(
         data (`TaskData`): The split (references, labels, gallery).
         accelerator (`Accelerator`): The run's accelerator.
         max_batches (`int`, *optional*): Per-process batch cap (VQA and classification only).
+        subsets (`Mapping[str, Collection]`, *optional*): VQA and classification: named sets of example ids
+            (`TaskData.example_ids`, e.g. a knowledge split). Each subset's metrics are added as `<name>/<metric>`
+            with `<name>/num_examples`, over the evaluated examples whose id it holds.
 
     Returns:
         `dict[str, float]` on the main process (metrics computed there), `None` on the others.
+
+    Raises:
+        ValueError: `subsets` for retrieval, or a subset that names no evaluated example.
     """
     model.eval()
     if task == "retrieval":
+        if subsets:
+            raise ValueError("subsets are scored for VQA and classification, not retrieval (a gallery has no subset)")
         return _evaluate_retrieval(model, dataloaders, data, accelerator)
     predictions, indices = [], []
     for step, batch in enumerate(dataloaders["examples"]):
@@ -903,6 +967,19 @@ def evaluate_task(
         return None
     predicted = torch.cat(predictions).tolist()
     index = torch.cat(indices).tolist()
+    metrics = _prediction_metrics(task, data, predicted, index)
+    for name, ids in (subsets or {}).items():
+        ids = set(ids)
+        kept = [position for position, i in enumerate(index) if data.example_ids[i] in ids]
+        if not kept:
+            raise ValueError(f"subset {name!r} holds none of the {len(index)} evaluated examples' ids")
+        scores = _prediction_metrics(task, data, [predicted[k] for k in kept], [index[k] for k in kept])
+        metrics |= {f"{name}/{metric}": value for metric, value in scores.items()}
+    return metrics
+
+
+def _prediction_metrics(task: str, data: TaskData, predicted: list[int], index: list[int]) -> dict[str, float]:
+    """The task metric of predicted classes `predicted` for the examples `index` of `data`."""
     if task == "vqa":
         answers = [data.labels[p] for p in predicted]
         result = load_metric("vqa_accuracy").compute(
