@@ -107,7 +107,10 @@ SMOKE_STAGE0 = {
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--output_dir", default="ablation", help="Runs, per-run results and ablation.json.")
+    parser.add_argument(
+        "--output_dir",
+        help="Runs, per-run results and ablation.json (default: ablation; ablation-smoke with --smoke).",
+    )
     parser.add_argument("--demo_dir", help="Demo world directory (default: <output_dir>/demo_world).")
     parser.add_argument("--demo_size", default="default", choices=["tiny", "default", "large"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds (>= 3 for a std).")
@@ -129,6 +132,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.pretrain_args[:1] == ["--"]:
         args.pretrain_args = args.pretrain_args[1:]
+    # Smoke runs never share a folder with real ones: reused runs are recognised by their files alone.
+    args.output_dir = args.output_dir or ("ablation-smoke" if args.smoke else "ablation")
     args.demo_dir = args.demo_dir or os.path.join(args.output_dir, "demo_world")
     if args.parallel_runs is None:
         args.parallel_runs = 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
@@ -230,41 +235,47 @@ def pretrain_command(args: argparse.Namespace, stage0_dir: str, row: str, seed: 
 
 def train_runs(args: argparse.Namespace, stage0_dir: str, jobs: list[tuple[str, int]], recipe: dict) -> int:
     """Trains every (row, seed) of `jobs` that has no finished run yet, `args.parallel_runs` at a time; returns how
-    many it trained.
-
-    Each run's output goes to `<run dir>/train.log`; a failed run stops the ablation and names its log.
-    """
+    many it trained. Each run's output goes to `<run dir>/train.log`."""
     pending = [(row, seed) for row, seed in jobs if not is_finished(run_dir_of(args, row, seed))]
     for row, seed in sorted(set(jobs) - set(pending)):
         logger.info(f"{row} seed {seed}: reusing {run_dir_of(args, row, seed)}")
+    commands = {}
+    for row, seed in pending:
+        log_path = os.path.join(run_dir_of(args, row, seed), "train.log")
+        commands[f"{row} seed {seed}"] = (pretrain_command(args, stage0_dir, row, seed, recipe), log_path)
+    run_commands(commands, args.parallel_runs)
+    return len(pending)
+
+
+def run_commands(commands: dict[str, tuple[list[str], str]], parallel_runs: int) -> None:
+    """
+    Runs `{name: (command, log path)}`, `parallel_runs` at a time, each with its output in its log and, without a GPU,
+    its share of the CPU threads. A failed command stops the others and exits naming its log.
+    """
     environment = dict(os.environ)
     if not torch.cuda.is_available():
-        threads = str(max(1, (os.cpu_count() or 1) // args.parallel_runs))
+        threads = str(max(1, (os.cpu_count() or 1) // parallel_runs))
         environment.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
 
-    def train(job: tuple[str, int]) -> None:
-        row, seed = job
-        run_dir = run_dir_of(args, row, seed)
-        os.makedirs(run_dir, exist_ok=True)
-        log_path = os.path.join(run_dir, "train.log")
-        command = pretrain_command(args, stage0_dir, row, seed, recipe)
-        logger.info(f"{row} seed {seed}: training, log in {log_path}\n  {' '.join(command)}")
+    def run(name: str) -> None:
+        command, log_path = commands[name]
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        logger.info(f"{name}: running, log in {log_path}\n  {' '.join(command)}")
         begin = time.perf_counter()
         with open(log_path, "w", encoding="utf-8") as log:
             returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
         if returncode != 0:
-            raise RuntimeError(f"{row} seed {seed}: examples/pretrain.py exited with {returncode}, see {log_path}")
-        logger.info(f"{row} seed {seed}: trained in {time.perf_counter() - begin:.0f}s")
+            raise RuntimeError(f"{name}: {os.path.basename(command[1])} exited with {returncode}, see {log_path}")
+        logger.info(f"{name}: done in {time.perf_counter() - begin:.0f}s")
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel_runs) as pool:
-        futures = [pool.submit(train, job) for job in pending]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel_runs) as pool:
+        futures = [pool.submit(run, name) for name in commands]
         for future in concurrent.futures.as_completed(futures):
             error = future.exception()
             if error is not None:
                 for other in futures:
                     other.cancel()
                 raise SystemExit(str(error))
-    return len(pending)
 
 
 def evaluate_run(args: argparse.Namespace, world, row: str, model_dir: str, seed: int) -> dict:
@@ -319,7 +330,14 @@ def write_markdown(args: argparse.Namespace, table: dict, path: str, provenance:
     the table does not erase it (re-read it when the numbers change).
     """
     lines = [
-        "# Loss ablation on the demo world",
+        "# Results on the demo world",
+        "",
+        "Two reproductions of the paper's evidence on the demo world, sharing their pre-training runs: the loss "
+        "ablation with the towers scored zero-shot (`examples/reproduce_ablation.py`, this section), and every row "
+        "fine-tuned on the world's downstream tasks (`examples/reproduce_downstream.py`, "
+        "[below](#downstream-fine-tuning-on-the-demo-world)).",
+        "",
+        "## Loss ablation: the towers, zero-shot",
         "",
         f"The structure of Tables 5-6 of Pan et al. (2022), reproduced by `examples/reproduce_ablation.py` on the "
         f"`{args.demo_size}` demo world: every row starts from the same stage-0 CLIP and trains for the same steps on "
@@ -345,13 +363,14 @@ def write_markdown(args: argparse.Namespace, table: dict, path: str, provenance:
 
 
 def plot(table: dict, path: str) -> None:
-    """One group of bars per column, one bar per row, with the std as error bars."""
+    """One group of bars per column of `table` ({row: {column: (mean, std) or None}}), one bar per row, with the std
+    as error bars and chance (0.5) dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = list(COLUMNS)
+    columns = list(next(iter(table.values())))
     width = 0.8 / len(table)
     figure, axis = plt.subplots(figsize=(max(10, 1.4 * len(columns)), 4.5))
     for index, (row, cells) in enumerate(table.items()):
