@@ -105,33 +105,43 @@ SMOKE_STAGE0 = {
 }
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument(
-        "--output_dir",
-        help="Runs, per-run results and ablation.json (default: ablation; ablation-smoke with --smoke).",
-    )
+def reproduction_parser(description: str, outputs: str, chart: str, extra_script: str) -> argparse.ArgumentParser:
+    """
+    The arguments this script and `examples/reproduce_downstream.py` share: output folder, demo world, seeds, rows,
+    parallelism, the markdown and chart they write, `--smoke`, and extra flags for every run after `--`.
+
+    Args:
+        description (`str`): The parser's description.
+        outputs (`str`): What `--output_dir` holds, for its help.
+        chart (`str`): The chart's file name in `docs/assets/`.
+        extra_script (`str`): The script every run invokes (the extra flags go to it).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output_dir", help=f"{outputs} (default: ablation; ablation-smoke with --smoke).")
     parser.add_argument("--demo_dir", help="Demo world directory (default: <output_dir>/demo_world).")
     parser.add_argument("--demo_size", default="default", choices=["tiny", "default", "large"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Training seeds (>= 3 for a std).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (>= 3 for a std).")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="Rows to run.")
-    parser.add_argument("--max_steps", type=int, help="Optimiser steps of every run (default: the demo recipe's).")
     parser.add_argument(
         "--parallel_runs",
         type=int,
-        help="Training runs at a time (default: 2 on CPU, 1 with a GPU); on CPU each gets cores / parallel_runs threads.",
+        help="Runs at a time (default: 2 on CPU, 1 with a GPU); on CPU each gets cores / parallel_runs threads.",
     )
-    parser.add_argument("--validation_fraction", type=float, default=0.05, help="Held-out triplets per graph.")
-    parser.add_argument("--max_link_prediction_triplets", type=int, default=500, help="Per graph (0: all).")
-    parser.add_argument("--results_md", help="Markdown table (default: docs/results.md; <output_dir> with --smoke).")
-    parser.add_argument("--chart", help="PNG chart (default: docs/assets/ablation.png; <output_dir> with --smoke).")
+    parser.add_argument("--results_md", help="Markdown (default: docs/results.md; <output_dir> with --smoke).")
+    parser.add_argument("--chart", help=f"PNG chart (default: docs/assets/{chart}; <output_dir> with --smoke).")
     parser.add_argument("--smoke", action="store_true", help="Tiny world, models and steps: a plumbing check.")
     parser.add_argument(
-        "pretrain_args", nargs=argparse.REMAINDER, help="After `--`: extra flags for every examples/pretrain.py run."
+        "extra_args", nargs=argparse.REMAINDER, help=f"After `--`: extra flags for every {extra_script} run."
     )
+    parser.set_defaults(chart_name=chart)
+    return parser
+
+
+def parse_reproduction_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses `reproduction_parser`'s arguments and fills in their defaults."""
     args = parser.parse_args(argv)
-    if args.pretrain_args[:1] == ["--"]:
-        args.pretrain_args = args.pretrain_args[1:]
+    if args.extra_args[:1] == ["--"]:
+        args.extra_args = args.extra_args[1:]
     # Smoke runs never share a folder with real ones: reused runs are recognised by their files alone.
     args.output_dir = args.output_dir or ("ablation-smoke" if args.smoke else "ablation")
     args.demo_dir = args.demo_dir or os.path.join(args.output_dir, "demo_world")
@@ -141,14 +151,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--parallel_runs must be at least 1")
     if args.smoke:
         args.demo_size = "tiny"
-        args.max_link_prediction_triplets = min(args.max_link_prediction_triplets or 20, 20)
-    in_output = args.smoke
     args.results_md = args.results_md or (
-        os.path.join(args.output_dir, "results.md") if in_output else os.path.join("docs", "results.md")
+        os.path.join(args.output_dir, "results.md") if args.smoke else os.path.join("docs", "results.md")
     )
-    args.chart = args.chart or (
-        os.path.join(args.output_dir, "ablation.png") if in_output else os.path.join("docs", "assets", "ablation.png")
+    args.chart = args.chart or os.path.join(
+        args.output_dir if args.smoke else os.path.join("docs", "assets"), args.chart_name
     )
+    return args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = reproduction_parser(
+        __doc__.strip().splitlines()[0],
+        "Runs, per-run results and ablation.json",
+        "ablation.png",
+        "examples/pretrain.py",
+    )
+    parser.add_argument("--max_steps", type=int, help="Optimiser steps of every run (default: the demo recipe's).")
+    parser.add_argument("--validation_fraction", type=float, default=0.05, help="Held-out triplets per graph.")
+    parser.add_argument("--max_link_prediction_triplets", type=int, default=500, help="Per graph (0: all).")
+    args = parse_reproduction_args(parser, argv)
+    args.pretrain_args = args.extra_args
+    if args.smoke:
+        args.max_link_prediction_triplets = min(args.max_link_prediction_triplets or 20, 20)
     return args
 
 

@@ -107,46 +107,15 @@ SECTION_END = "<!-- reproduce_downstream.py: table end -->"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument(
-        "--output_dir", help="Runs and downstream.json (default: ablation, shared with reproduce_ablation.py)."
+    parser = ablation.reproduction_parser(
+        __doc__.strip().splitlines()[0],
+        "Runs and downstream.json, pre-training runs shared with reproduce_ablation.py",
+        "downstream.png",
+        "examples/finetune.py",
     )
-    parser.add_argument("--demo_dir", help="Demo world directory (default: <output_dir>/demo_world).")
-    parser.add_argument("--demo_size", default="default", choices=["tiny", "default", "large"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (>= 3 for a std).")
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="Rows to run.")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), help="Tasks to fine-tune.")
-    parser.add_argument(
-        "--parallel_runs",
-        type=int,
-        help="Runs at a time (default: 2 on CPU, 1 with a GPU); on CPU each gets cores / parallel_runs threads.",
-    )
-    parser.add_argument("--results_md", help="Markdown (default: docs/results.md; <output_dir> with --smoke).")
-    parser.add_argument("--chart", help="PNG chart (default: docs/assets/downstream.png; <output_dir> with --smoke).")
-    parser.add_argument("--smoke", action="store_true", help="Tiny world, models and steps: a plumbing check.")
-    parser.add_argument(
-        "finetune_args", nargs=argparse.REMAINDER, help="After `--`: extra flags for every examples/finetune.py run."
-    )
-    args = parser.parse_args(argv)
-    if args.finetune_args[:1] == ["--"]:
-        args.finetune_args = args.finetune_args[1:]
-    if args.parallel_runs is None:
-        args.parallel_runs = 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
-    if args.parallel_runs < 1:
-        parser.error("--parallel_runs must be at least 1")
-    # Smoke runs never share a folder with real ones: reused runs are recognised by their files alone.
-    args.output_dir = args.output_dir or ("ablation-smoke" if args.smoke else "ablation")
-    if args.smoke:
-        args.demo_size = "tiny"
-    args.demo_dir = args.demo_dir or os.path.join(args.output_dir, "demo_world")
-    args.results_md = args.results_md or (
-        os.path.join(args.output_dir, "results.md") if args.smoke else os.path.join("docs", "results.md")
-    )
-    args.chart = args.chart or (
-        os.path.join(args.output_dir, "downstream.png")
-        if args.smoke
-        else os.path.join("docs", "assets", "downstream.png")
-    )
+    args = ablation.parse_reproduction_args(parser, argv)
+    args.finetune_args = args.extra_args
     # The settings of reproduce_ablation.py's pre-training runs, so that both scripts train (and reuse) the same runs.
     args.validation_fraction, args.max_steps, args.pretrain_args = 0.05, None, []
     return args
