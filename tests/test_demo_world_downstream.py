@@ -1,6 +1,7 @@
 """The demo world's downstream tasks: read by the downstream loaders unchanged, true of their scenes, a knowledge split
 that needs the world's ConceptNet graph and nothing else, held-out compositions, determinism."""
 
+import collections
 import hashlib
 import json
 import re
@@ -9,6 +10,7 @@ import pytest
 
 from knowledge_clip.data.conceptnet import load_conceptnet
 from knowledge_clip.data.demo_world import build_demo_world, spatial_predicates
+from knowledge_clip.data.demo_world.scenes import COLOURS, SHAPES
 from knowledge_clip.data.downstream import (
     SNLI_VE_LABELS,
     load_karpathy_retrieval,
@@ -127,6 +129,8 @@ def _nlvr2_holds(sentence: str, left, right) -> bool:
     colours = [{o["colour"] for o in objects} for objects in (left, right)]
     if sentence == "the left image has more shapes than the right image":
         return len(left) > len(right)
+    if sentence == "the right image has more shapes than the left image":
+        return len(right) > len(left)
     if sentence == "both images contain the same number of shapes":
         return len(left) == len(right)
     if match := re.fullmatch(r"both images contain a (\w+)", sentence):
@@ -198,6 +202,21 @@ def test_entailment_and_nlvr2_labels_are_true_of_the_scenes(world, data):
             assert example.left_image.endswith(f"{stem}-img0.png") and example.right_image.endswith(f"{stem}-img1.png")
             left, right = (objects_of[image_id] for image_id in pairs[stem])
             assert example.label == _nlvr2_holds(example.sentence, left, right), example.sentence
+
+
+def test_nlvr2_sentence_forms_say_nothing_about_the_label(data):
+    """Each image pair has a true and a false statement of one template: no template (the sentence with its colour,
+    shape, name and side words removed) predicts the label, so a model reading only the text is at 0.5."""
+    loaded, _, _ = data
+    words = "|".join((*COLOURS, *SHAPES, "left", "right"))
+    for split in SPLITS:
+        examples, _ = loaded["nlvr2"][split]
+        labels_of = collections.defaultdict(collections.Counter)
+        for first, second in zip(examples[::2], examples[1::2]):
+            forms = [re.sub(rf"\b({words})\b", "_", e.sentence) for e in (first, second)]
+            assert forms[0] == forms[1] and {first.label, second.label} == {0, 1}, (first.sentence, second.sentence)
+            labels_of[forms[0]].update((first.label, second.label))
+        assert len(labels_of) >= 3 and all(counts[0] == counts[1] for counts in labels_of.values())
 
 
 def test_knowledge_split_needs_the_graph_and_nothing_else(world, data):

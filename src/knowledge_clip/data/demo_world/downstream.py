@@ -231,26 +231,42 @@ def _entailment_hypotheses(rng: random.Random, scene: dict, facts: dict, allowed
 
 
 def _nlvr2_statements(rng: random.Random, left: dict, right: dict) -> list[tuple[str, bool, list[str]]]:
-    """One true and one false statement about a pair of scenes, in NLVR2's style."""
+    """
+    One true and one false statement about a pair of scenes, in NLVR2's style, both of one template chosen among
+    those that have a true and a false statement for this pair: every template is then true exactly half the time,
+    so that the sentence alone says nothing about the label. (With templates drawn regardless of the label,
+    fine-tuned models scored 0.84 with every pair's images shuffled, as with the right ones.) "Same number of shapes"
+    is left out: its two phrasings would not be true equally often.
+    """
     counts = (len(left["objects"]), len(right["objects"]))
     shapes = [{o["shape"] for o in scene["objects"]} for scene in (left, right)]
     colours = [{o["colour"] for o in scene["objects"]} for scene in (left, right)]
-    candidates = [
-        ("the left image has more shapes than the right image", counts[0] > counts[1], []),
-        ("both images contain the same number of shapes", counts[0] == counts[1], []),
+    names = [{_name(o) for o in scene["objects"]} for scene in (left, right)]
+    templates = {
+        "more": [
+            ("the left image has more shapes than the right image", counts[0] > counts[1], []),
+            ("the right image has more shapes than the left image", counts[1] > counts[0], []),
+        ],
+        "both": [(f"both images contain a {s}", s in shapes[0] and s in shapes[1], []) for s in SHAPES],
+        "exactly one": [
+            (f"exactly one image contains a {s}", (s in shapes[0]) != (s in shapes[1]), []) for s in SHAPES
+        ],
+        "each": [(f"there is a {c} shape in each image", c in colours[0] and c in colours[1], []) for c in COLOURS],
+    }
+    for index, side in enumerate(("left", "right")):
+        # Named objects of either scene: a false statement names one the other side shows, never an unseen combination.
+        templates[f"named {side}"] = [
+            (f"there is a {name} in the {side} image", name in names[index], [name])
+            for name in sorted(names[0] | names[1])
+        ]
+    balanced = [
+        statements
+        for statements in templates.values()
+        if any(label for _, label, _ in statements) and not all(label for _, label, _ in statements)
     ]
-    for shape in SHAPES:
-        candidates.append((f"both images contain a {shape}", shape in shapes[0] and shape in shapes[1], []))
-        candidates.append((f"exactly one image contains a {shape}", (shape in shapes[0]) != (shape in shapes[1]), []))
-    for colour in COLOURS:
-        candidates.append(
-            (f"there is a {colour} shape in each image", colour in colours[0] and colour in colours[1], [])
-        )
-    for side, scene in (("left", left), ("right", right)):
-        for item in scene["objects"]:
-            candidates.append((f"there is a {_name(item)} in the {side} image", True, [_name(item)]))
-    true = [c for c in candidates if c[1]]
-    false = [c for c in candidates if not c[1]]
+    statements = rng.choice(balanced)
+    true = [statement for statement in statements if statement[1]]
+    false = [statement for statement in statements if not statement[1]]
     return [rng.choice(true), rng.choice(false)]
 
 

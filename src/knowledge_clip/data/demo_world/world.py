@@ -24,8 +24,9 @@ from .visual_genome import write_visual_genome
 from .visualsem import write_visualsem
 from .zero_shot import write_zero_shot
 
-# 2: the downstream tasks were added (a world of version 1 is rebuilt).
-FORMAT_VERSION = 2
+# 2: the downstream tasks were added (a world of an older version is rebuilt); 3: NLVR2 statements balanced per
+# template.
+FORMAT_VERSION = 3
 MARKER_NAME = "demo_world.json"
 GENERATOR = "knowledge_clip.data.demo_world"
 
