@@ -40,6 +40,7 @@ from knowledge_clip.training.finetuning import (
     finetuning_parameter_groups,
     load_finetuning_model,
     load_task_data,
+    load_test_subsets,
     push_finetuned_model,
 )
 
@@ -400,6 +401,7 @@ def load_finetune_module():
         (["--kd_loss_weight", "1"], "--kd_loss_weight: pre-training options"),
         (["--model_name_or_path", None], "--model_name_or_path is required"),
         (["--benchmark_demo_world"], "--benchmark_demo_world is a pre-training option"),
+        (["--test_subsets_file", "subsets.json"], "--test_subsets_file needs --test_file"),
     ],
 )
 def test_bad_invocations_fail_before_any_work(workspace, change, expected):
@@ -412,6 +414,21 @@ def test_bad_invocations_fail_before_any_work(workspace, change, expected):
         args += [flag, *map(str, value)]
     with pytest.raises(TrainingConfigurationError, match=re.escape(expected)):
         load_finetune_module().main(args)
+
+
+def test_bad_test_subsets_files_name_the_file_and_key(tmp_path):
+    cases = {
+        "broken.json": ("{not json", r"broken.json: JSONDecodeError"),
+        "list.json": ("[1, 2]", r"list.json: expected a JSON object"),
+        "values.json": ('{"knowledge": [1, 2], "held_out": 3}', r"values.json: key 'held_out' must hold a list"),
+        "booleans.json": ('{"knowledge": [true]}', r"booleans.json: key 'knowledge' must hold a list"),
+    }
+    for name, (text, expected) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(TrainingConfigurationError, match=rf"--test_subsets_file .*{expected}"):
+            load_test_subsets(str(tmp_path / name))
+    (tmp_path / "good.json").write_text('{"knowledge": [10, 11], "named": ["dev0"]}')
+    assert load_test_subsets(str(tmp_path / "good.json")) == {"knowledge": {10, 11}, "named": {"dev0"}}
 
 
 # ------------------------------------------------------------------------------------------------------- the glue
