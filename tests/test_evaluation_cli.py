@@ -1,23 +1,14 @@
 """examples/evaluate_model.py on a Knowledge-CLIP and a plain CLIP checkpoint, and the ablation table's aggregation."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from tiny import tiny_config, tiny_processor, tiny_tokenizer
+from training_utils import load_example
 
 from knowledge_clip import KnowledgeCLIPModel
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"knowledge_clip_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +24,7 @@ def checkpoints(tmp_path_factory):
 
 
 def test_evaluate_script_writes_results_for_both_kinds_of_checkpoint(checkpoints, tmp_path):
-    evaluate_script = _script("evaluate_model")
+    evaluate_script = load_example("evaluate_model")
     world = tmp_path / "world"
     outputs = {}
     for kind in ("knowledge", "clip"):
@@ -52,7 +43,7 @@ def test_evaluate_script_writes_results_for_both_kinds_of_checkpoint(checkpoints
 
 
 def test_ablation_table_is_mean_and_sample_std_over_seeds(tmp_path):
-    ablation = _script("reproduce_ablation")
+    ablation = load_example("reproduce_ablation")
     runs = {
         "clip": [
             {"zero_shot": {"top1_accuracy": 0.2}, "link_prediction": {"available": False, "reason": "CLIP"}},
@@ -89,7 +80,7 @@ def test_ablation_trains_only_missing_runs_side_by_side_and_names_a_failed_run_l
     import os
     import sys
 
-    ablation = _script("reproduce_ablation")
+    ablation = load_example("reproduce_ablation")
     args = ablation.parse_args(["--output_dir", str(tmp_path), "--parallel_runs", "2"])
     finished = Path(ablation.run_dir_of(args, "full", 0))
     finished.mkdir(parents=True)

@@ -6,7 +6,6 @@ batch; a run killed with SIGKILL and resumed equals the uninterrupted one; bad i
 task glue of `knowledge_clip.training.finetuning` in process.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from tiny import solid_image, tiny_config
-from training_utils import ACCELERATE, REPO, environment, free_port, max_weight_difference
+from training_utils import ACCELERATE, REPO, environment, free_port, load_example, max_weight_difference
 
 from knowledge_clip import (
     KnowledgeCLIPForImageTextClassification,
@@ -384,13 +383,6 @@ def test_id2label_mismatch_is_a_one_line_error(workspace, tmp_path):
     )
 
 
-def load_finetune_module():
-    spec = importlib.util.spec_from_file_location("finetune", FINETUNE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -413,7 +405,7 @@ def test_bad_invocations_fail_before_any_work(workspace, change, expected):
     if value != [None]:
         args += [flag, *map(str, value)]
     with pytest.raises(TrainingConfigurationError, match=re.escape(expected)):
-        load_finetune_module().main(args)
+        load_example("finetune").main(args)
 
 
 def test_bad_test_subsets_files_name_the_file_and_key(tmp_path):

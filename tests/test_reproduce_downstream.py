@@ -1,27 +1,16 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """`examples/reproduce_downstream.py` end to end at tiny sizes, two rows and one seed, and its table's aggregation."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "knowledge_clip_example_reproduce_downstream", EXAMPLES / "reproduce_downstream.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from training_utils import load_example
 
 
 @pytest.mark.slow
 def test_two_rows_one_seed_end_to_end_then_everything_is_reused(tmp_path):
-    script = _script()
+    script = load_example("reproduce_downstream")
     results_md = tmp_path / "results.md"
     hand_written = "# Results\n\nBy hand, before.\n"
     results_md.write_text(hand_written)
@@ -81,7 +70,7 @@ def test_two_rows_one_seed_end_to_end_then_everything_is_reused(tmp_path):
 
 
 def test_table_is_mean_and_sample_std_and_sizes_name_the_queries():
-    script = _script()
+    script = load_example("reproduce_downstream")
     runs = {
         "full": [
             {"vqa": {"vqa_accuracy": 0.4, "knowledge/vqa_accuracy": 0.5, "num_examples": 10, "knowledge/num_examples": 4},

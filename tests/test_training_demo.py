@@ -2,25 +2,17 @@
 """The demo recipe end to end (`accelerate launch examples/pretrain.py`, tiny sizes) and the argument parsing."""
 
 import dataclasses
-import importlib.util
 import json
 
 import pytest
 import yaml
-from training_utils import PRETRAIN, REPO, TINY_ARGS, run_pretrain
+from training_utils import REPO, TINY_ARGS, load_example, run_pretrain
 
 from knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPProcessor
 from knowledge_clip.training import TrainingConfigurationError
 from knowledge_clip.training.arguments import ModelArguments, parse_arguments
 from knowledge_clip.training.datasets import DatasetSpec, parse_dataset_spec
 from knowledge_clip.training.optim import parameter_groups
-
-
-def load_pretrain_module():
-    spec = importlib.util.spec_from_file_location("pretrain", PRETRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -75,7 +67,7 @@ def test_demo_end_to_end(tmp_path):
 
 
 def test_demo_yaml_matches_embedded_defaults():
-    pretrain = load_pretrain_module()
+    pretrain = load_example("pretrain")
     config = yaml.safe_load((REPO / "examples" / "configs" / "demo.yaml").read_text())
     assert config.pop("dataset") == ["demo:demo_world"]
     assert config.pop("demo_size") == "default"

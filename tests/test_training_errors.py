@@ -2,10 +2,8 @@
 """Bad invocations of `examples/pretrain.py` raise `TrainingConfigurationError`, which the script turns into a one-line
 error, not a traceback."""
 
-import importlib.util
-
 import pytest
-from training_utils import PRETRAIN, run_pretrain
+from training_utils import load_example, run_pretrain
 
 from knowledge_clip import KnowledgeCLIPModel, KnowledgeCLIPProcessor
 from knowledge_clip.training import TrainingConfigurationError
@@ -13,10 +11,7 @@ from knowledge_clip.training import TrainingConfigurationError
 
 @pytest.fixture(scope="module")
 def pretrain():
-    spec = importlib.util.spec_from_file_location("pretrain", PRETRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("pretrain")
 
 
 def assert_one_line_error(result, expected: str) -> None:

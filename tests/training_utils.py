@@ -1,6 +1,7 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
-"""Helpers of the training tests: launching `examples/pretrain.py` at tiny sizes and comparing saved weights."""
+"""Helpers of the training tests: loading and launching the example scripts at tiny sizes, comparing saved weights."""
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -12,6 +13,15 @@ from safetensors.torch import load_file
 REPO = Path(__file__).resolve().parent.parent
 PRETRAIN = REPO / "examples" / "pretrain.py"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
+
+
+def load_example(name: str):
+    """`examples/<name>.py` as a module (examples/ is not a package), executed afresh on every call."""
+    spec = importlib.util.spec_from_file_location(f"knowledge_clip_example_{name}", REPO / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # The demo recipe at tiny sizes: the same code path as `accelerate launch examples/pretrain.py`, only smaller.
 TINY_ARGS = [
