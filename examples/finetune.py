@@ -52,6 +52,7 @@ from knowledge_clip.training.finetuning import (
     check_model_arguments,
     count_truncated_texts,
     evaluate_task,
+    evaluation_dataloaders,
     finetuned_model_card,
     finetuning_parameter_groups,
     label_fingerprint,
@@ -169,24 +170,12 @@ def main(argv=None):
         drop_last=True,
         generator=torch.Generator().manual_seed(args.seed),
     )
-
-    def evaluation_dataloaders(data):
-        """The loaders `evaluate_task` reads: the examples, or a retrieval split's gallery images and captions."""
-        if data is None:
-            return {}
-        parts = dict(zip(("images", "texts"), data.gallery_records())) if task == "retrieval" else {}
-        return {
-            name: torch.utils.data.DataLoader(
-                TaskDataset(records, data.image_dir),
-                batch_size=args.per_device_eval_batch_size,
-                collate_fn=collator,
-                num_workers=task_args.dataloader_num_workers,
-                generator=torch.Generator().manual_seed(args.seed),
-            )
-            for name, records in (parts or {"examples": data.records}).items()
-        }
-
-    eval_dataloaders, test_dataloaders = evaluation_dataloaders(eval_data), evaluation_dataloaders(test_data)
+    eval_dataloaders, test_dataloaders = [
+        evaluation_dataloaders(
+            data, task, collator, args.per_device_eval_batch_size, task_args.dataloader_num_workers, args.seed
+        )
+        for data in (eval_data, test_data)
+    ]
 
     # ---------------------------------------------------------------------------------------------------- optimizer
     global_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps

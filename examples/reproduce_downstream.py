@@ -240,8 +240,8 @@ def shuffled_image_control(args: argparse.Namespace, row: str, seed: int, task: 
         TASK_MODEL_CLASSES,
         FinetuningArguments,
         TaskCollator,
-        TaskDataset,
         evaluate_task,
+        evaluation_dataloaders,
         load_task_data,
         load_test_subsets,
     )
@@ -260,11 +260,10 @@ def shuffled_image_control(args: argparse.Namespace, row: str, seed: int, task: 
     collator = TaskCollator(
         processor, task, model.config.text_config.max_position_embeddings, len(labels) if task == "vqa" else None
     )
-    loader = torch.utils.data.DataLoader(TaskDataset(data.records, data.image_dir), batch_size=64, collate_fn=collator)
+    loaders = evaluation_dataloaders(data, task, collator, batch_size=64)
     named = load_test_subsets(subsets[task]) if task in subsets else None
-    metrics = evaluate_task(
-        model, {"examples": loader}, task, data, Accelerator(cpu=not torch.cuda.is_available()), subsets=named
-    )
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    metrics = evaluate_task(model, loaders, task, data, accelerator, subsets=named)
     cache.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     return metrics
 

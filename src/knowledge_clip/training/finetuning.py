@@ -621,6 +621,36 @@ class TaskDataset(torch.utils.data.Dataset):
         return {"index": position, "record": record, "images": images}
 
 
+def evaluation_dataloaders(
+    data: TaskData | None, task: str, collator, batch_size: int, num_workers: int = 0, seed: int = 0
+) -> dict[str, torch.utils.data.DataLoader]:
+    """
+    The loaders `evaluate_task` reads for a split, in record order: `"examples"`, or for retrieval the gallery's
+    `"images"` and `"texts"`; empty for no split.
+
+    Args:
+        data (`TaskData`, *optional*): The split.
+        task (`str`): The task.
+        collator (`TaskCollator`): The task's collator.
+        batch_size (`int`): Items per batch.
+        num_workers (`int`, *optional*, defaults to 0): Worker processes.
+        seed (`int`, *optional*, defaults to 0): Seed of the loaders' own generators (kept off the global RNG).
+    """
+    if data is None:
+        return {}
+    parts = dict(zip(("images", "texts"), data.gallery_records())) if task == "retrieval" else {}
+    return {
+        name: torch.utils.data.DataLoader(
+            TaskDataset(records, data.image_dir),
+            batch_size=batch_size,
+            collate_fn=collator,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        for name, records in (parts or {"examples": data.records}).items()
+    }
+
+
 class TaskCollator:
     """
     A batch of `TaskDataset` items for the task model: the texts tokenised (`padding=True, truncation=True` at the
