@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +54,41 @@ DEFAULT_WIDGET = (
     {
         "src": "https://huggingface.co/datasets/mishig/sample_images/resolve/main/cat-dog-music.png",
         "candidate_labels": "playing music, playing sports",
+        "multi_class": False,
         "example_title": "Cat & Dog",
     },
 )
 """Widget examples of the CLIP export's card when none are given (the Hub's zero-shot-image-classification format)."""
 
+WIDGET_EXAMPLE_KEYS = frozenset({"src", "candidate_labels", "multi_class", "example_title", "group", "output"})
+"""The keys of a zero-shot-image-classification widget example, as huggingface.js types it
+(`WidgetExampleAssetAndZeroShotInput`: `src`, `candidate_labels`, `multi_class`, and the optional `example_title`,
+`group` and `output` of every example). The widget keeps only the examples whose `src` and `candidate_labels` are
+strings and whose `multi_class` is a boolean (its `isAssetAndZeroShotInput` check) and drops the others without a
+word, so a card's examples are checked against these rules when it is written."""
+
 BASE_MODEL_LICENSES = {"openai/clip-": "mit", "laion/CLIP-": "mit"}
 """Licenses of the CLIP checkpoints of well-known publishers, by Hub id prefix (OpenAI's CLIP and LAION's OpenCLIP
 releases are MIT-licensed)."""
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """A number Pan et al. (2022) report for their own models, for a card's "Reported in the paper" section.
+
+    Args:
+        source (`str`): Where in the paper (e.g. `"Table 1 (ViT-L/14)"`).
+        task (`str`), dataset (`str`), metric (`str`): What was measured.
+        clip (`str`): The paper's CLIP baseline, as the paper prints it (`"74.10"`, not `74.1`).
+        knowledge_clip (`str`): The paper's Knowledge-CLIP, as the paper prints it.
+    """
+
+    source: str
+    task: str
+    dataset: str
+    metric: str
+    clip: str
+    knowledge_clip: str
 
 
 @dataclass(frozen=True)
@@ -221,6 +248,8 @@ def create_model_card(
     widget: Sequence[Mapping[str, Any]] | None = None,
     tags: Sequence[str] = (),
     language: str = "en",
+    provenance: str | None = None,
+    paper_results: Sequence[PaperResult] = (),
 ) -> ModelCard:
     """
     The model card of a Knowledge-CLIP model, or of its CLIP export, rendered from `MODEL_CARD_TEMPLATE`.
@@ -262,6 +291,12 @@ def create_model_card(
             Tags added to `CARD_TAGS`.
         language (`str`, *optional*, defaults to `"en"`):
             Language of the text tower.
+        provenance (`str`, *optional*):
+            A paragraph under the introduction saying how the model was made (the command and recipe), or that the
+            card describes a recipe no model of which has been evaluated yet.
+        paper_results (`Sequence[PaperResult]`, *optional*):
+            Numbers reported by the paper, listed in a section of their own that says they are not this model's;
+            they never enter the `model-index`.
 
     Returns:
         `huggingface_hub.ModelCard`: save it with `card.save(path)`.
@@ -318,6 +353,8 @@ def create_model_card(
         results=[
             (result.task_name, result.dataset_name, result.metric_name, result.metric_value) for result in model_index
         ],
+        provenance=provenance,
+        paper_results=[astuple(result) for result in paper_results],
         arxiv_id=PAPER_ARXIV_ID,
         citation=PAPER_BIBTEX,
     )
@@ -334,15 +371,31 @@ def _flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str
     return flat
 
 
-def _widget_examples(widget: Sequence[Mapping[str, Any]] | None) -> list[dict[str, str]]:
-    """Widget examples in the Hub's format: `candidate_labels` as one comma-separated string."""
+def _widget_examples(widget: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Widget examples in the Hub's format (`WIDGET_EXAMPLE_KEYS`): `candidate_labels` as one comma-separated string,
+    `multi_class` `False` unless given.
+
+    Raises:
+        ValueError: naming the example and the key, for an unknown key, a `src` that is not an http(s) URL (the
+            widget fetches it from the reader's browser), no candidate labels or a `multi_class` that is not a bool.
+    """
     examples = []
     for index, example in enumerate(widget if widget is not None else DEFAULT_WIDGET):
-        if not example.get("src") or not example.get("candidate_labels"):
-            raise ValueError(f"widget[{index}] needs 'src' (an image URL) and 'candidate_labels', got {example!r}.")
-        labels = example["candidate_labels"]
-        example = dict(example, candidate_labels=labels if isinstance(labels, str) else ", ".join(labels))
-        examples.append(example)
+        unknown = sorted(set(example) - WIDGET_EXAMPLE_KEYS)
+        if unknown:
+            raise ValueError(
+                f"widget[{index}]: unknown key(s) {unknown}; expected some of {sorted(WIDGET_EXAMPLE_KEYS)}."
+            )
+        src, labels = example.get("src"), example.get("candidate_labels")
+        if not isinstance(src, str) or not src.startswith(("https://", "http://")):
+            raise ValueError(f"widget[{index}]: 'src' must be an http(s) URL of an image, got {src!r}.")
+        labels = labels if isinstance(labels, str) or labels is None else ", ".join(labels)
+        if not labels or not labels.strip(", "):
+            raise ValueError(f"widget[{index}]: 'candidate_labels' must name at least one label.")
+        multi_class = example.get("multi_class", False)
+        if not isinstance(multi_class, bool):
+            raise ValueError(f"widget[{index}]: 'multi_class' must be true or false, got {multi_class!r}.")
+        examples.append(dict(example, candidate_labels=labels, multi_class=multi_class))
     return examples
 
 
@@ -540,6 +593,8 @@ def push_to_hub(
 __all__ = [
     "EVAL_TASKS",
     "HubFolders",
+    "PaperResult",
+    "WIDGET_EXAMPLE_KEYS",
     "create_model_card",
     "eval_results_from_dict",
     "load_eval_results",
