@@ -1183,6 +1183,7 @@ def finetuned_model_card(
     dataset_name: str | None = None,
     metrics: Mapping[str, float] | None = None,
     training_args: Mapping | None = None,
+    provenance: str | None = None,
 ) -> ModelCard:
     """
     The model card of a fine-tuned model.
@@ -1201,6 +1202,7 @@ def finetuned_model_card(
         dataset_name (`str`, *optional*): The fine-tuning dataset's name.
         metrics (`Mapping[str, float]`, *optional*): The evaluation of the model the card describes.
         training_args (`Mapping`, *optional*): Training settings to list.
+        provenance (`str`, *optional*): A paragraph saying how the model was made and what its results mean.
     """
     metrics = {k: v for k, v in (metrics or {}).items() if k in TASK_METRICS[task] or k.startswith("vqa_accuracy")}
     if task == "retrieval":
@@ -1215,6 +1217,7 @@ def finetuned_model_card(
             eval_results=results,
             training_args=training_args,
             tags=list(RETRIEVAL_TAGS),
+            provenance=provenance,
         )
 
     dataset = dataset_name or DEFAULT_DATASET_NAMES[task]
@@ -1247,6 +1250,7 @@ def finetuned_model_card(
         "image's tokens in the head slot, the text's in the tail slot and the relation slot masked, and a classifier "
         "reads its joint representation `Y(image, -, text)`.",
         "",
+        *([provenance, ""] if provenance else []),
         "## Model",
         "",
         "| Setting | Value |",
@@ -1266,10 +1270,21 @@ def finetuned_model_card(
     if metrics:
         lines += ["", "## Evaluation", "", "| Metric | Value |", "|---|---|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items()]
-    lines += ["", "## How to use", "", usage, "", "## Citation", "", "```bibtex", hub.PAPER_BIBTEX, "```", ""]
+    lines += ["", "## How to use", "", usage, "", "## Intended uses and limitations", "", _CARD_LIMITATIONS]
+    lines += ["", "## Citation", "", "```bibtex", hub.PAPER_BIBTEX, "```", ""]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
+_CARD_LIMITATIONS = (
+    "**Intended use.** Research on vision-language models: the task it was fine-tuned for, on data like its "
+    "fine-tuning data, and the study of what knowledge pre-training changes downstream.\n\n"
+    "**Out-of-scope use.** Any deployed use without in-domain testing; other tasks, answer sets or label sets than "
+    "the fine-tuning data's (the classifier knows only its classes); languages other than English; surveillance.\n\n"
+    "**Limitations.** A classifier over a joint image-text representation can score well from the text alone: "
+    "check a model against the same test examples with their images shuffled before reading its accuracy as "
+    "visual understanding. The model inherits the biases of its base CLIP and of its pre-training and fine-tuning "
+    "data."
+)
 _CARD_TASK_TEXT = {
     "vqa": "Knowledge-CLIP for visual question answering (`KnowledgeCLIPForQuestionAnswering`),",
     "snli_ve": "Knowledge-CLIP for visual entailment (`KnowledgeCLIPForImageTextClassification`, one image),",
