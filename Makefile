@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test lint docs bench cards clean
 
 $(VENV)/.installed-%: setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(VENV)/.installed-all lint docs
 
 bench: $(VENV)/.installed-all
 	$(PY) benchmarks/run.py
+
+# Re-renders model_cards/<name>/README.md from the package's card template, the recipes and model_cards/measured/.
+cards: $(VENV)/.installed-all
+	$(PY) model_cards/render.py
 
 clean:
 	rm -rf $(VENV) site build *.egg-info src/*.egg-info
