@@ -1,10 +1,11 @@
 """Section 2: one Knowledge-CLIP training step against the same step computed literally, and against plain CLIP.
 
-The literal method is the paper's equations read one term at a time (as `tests/test_losses_reference.py` checks
-them): every fusion sequence of every objective is its own fusion pass, and every entity occurrence inside it its own
-tower pass — no deduplication, no reuse of a tower output or of a fusion output between objectives, no batching. It
-computes the same objectives with the same parameters, so its loss must equal the model's; `check_equal` measures
-the largest difference of every loss and gradient before anything is timed.
+The literal method is `knowledge_clip.reference.LiteralKnowledgeCLIP`, the one reference of the paper's equations
+that tests/test_losses_reference.py also checks the model against: every fusion sequence of every objective is its
+own fusion pass over a hand-built Eq. 3, every entity occurrence inside it its own tower pass, and the losses sums
+over the batch's rows — no deduplication, no reuse of a tower output or of a fusion output between objectives, no
+batching. It computes the same objectives with the same parameters, so its loss must equal the model's;
+`check_equal` measures the largest difference of every loss and gradient before anything is timed.
 
 The step's time split comes from one profiled step (`time_split`): named ranges are opened around the towers, the
 teacher, the fusion encoder, the graph and relation heads and the loss functions through forward hooks, and every
@@ -24,8 +25,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import CLIPModel
 
 from knowledge_clip import KnowledgeCLIPModel
-from knowledge_clip.losses import KnowledgeCLIPLoss, e2e_loss, e2r_loss, g2e_loss, kd_loss
-from knowledge_clip.modeling_knowledge_clip import MASKED, EntityFeatures
+from knowledge_clip.losses import KnowledgeCLIPLoss
+from knowledge_clip.reference import LiteralKnowledgeCLIP
 from knowledge_clip.training import teacher_embeddings
 
 LOSS_NAMES = ("loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss")
@@ -35,140 +36,6 @@ def knowledge_losses(model: KnowledgeCLIPModel, teacher: CLIPModel, batch: dict)
     """The model's own computation: `forward(return_loss=True)` on the deduplicated batch."""
     output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     return {name: output[name] for name in LOSS_NAMES}
-
-
-class LiteralKnowledgeCLIP:
-    """
-    The four objectives of one batch computed term by term from the model's parameters.
-
-    Each call of `fuse` builds one sequence `X(h, r, t)` (Eq. 3) from fresh tower passes of its own entities and runs
-    the fusion encoder on that sequence alone. G2E uses one message-passing layer (the benchmark's configuration):
-    `G^1(t) = mean over t's sampled in-edges (h, r, t) of [W R(h,-,t)] ⊙ Y(-,-,h)`, with every `R` and `Y` fused
-    anew. KD runs both towers of the student and of the teacher once per entity.
-
-    Args:
-        model (`KnowledgeCLIPModel`): its parameters are used (and trained) exactly as in the batched step.
-        teacher (`CLIPModel`): the frozen teacher.
-        batch (`dict`): a collated knowledge batch.
-    """
-
-    def __init__(self, model: KnowledgeCLIPModel, teacher: CLIPModel, batch: dict):
-        if model.config.graph_num_layers != 1 or model.config.clip_loss_weight:
-            raise ValueError("The literal method covers one G2E layer and no clip_loss (the benchmark's config).")
-        self.model, self.teacher, self.batch = model, teacher, batch
-        self.num_texts = batch["entity_input_ids"].shape[0] if "entity_input_ids" in batch else 0
-        self.num_entities = batch["entity_ids"].shape[0]
-        self.fusion_passes = self.tower_passes = 0
-
-    # --------------------------------------------------------------------------------------- one entity, one pass
-    def _text_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return input_ids[attention_mask.bool()].unsqueeze(0)
-
-    def entity_tokens(self, slot: int) -> torch.Tensor:
-        """x_e: one tower pass over the entity alone, its token features at the fusion width."""
-        self.tower_passes += 1
-        model = self.model
-        if slot < self.num_texts:
-            ids = self._text_ids(self.batch["entity_input_ids"][slot], self.batch["entity_attention_mask"][slot])
-            return model.text_to_fusion(model.text_model(input_ids=ids).last_hidden_state[0])
-        pixels = self.batch["entity_pixel_values"][slot - self.num_texts].unsqueeze(0)
-        hidden = model.vision_model(pixel_values=pixels).last_hidden_state
-        return model.vision_to_fusion(model.vision_model.post_layernorm(hidden))[0]
-
-    def relation_token(self, row: int) -> torch.Tensor:
-        """x̄_r: one text-tower pass over the relation alone, pooled and mapped to the fusion width."""
-        self.tower_passes += 1
-        ids = self._text_ids(self.batch["relation_input_ids"][row], self.batch["relation_attention_mask"][row])
-        return self.model.text_to_fusion(self.model.text_model(input_ids=ids).pooler_output)
-
-    def fuse(self, head: int | None, relation: int | None, tail: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(Y, R)` of the one sequence `X(head, relation, tail)`; `None` masks a part (Eq. 6)."""
-        self.fusion_passes += 1
-        parts = [self.entity_tokens(slot) for slot in (head, tail) if slot is not None]
-        width = max(part.shape[0] for part in parts)
-        tokens = torch.stack([torch.nn.functional.pad(part, (0, 0, 0, width - part.shape[0])) for part in parts])
-        empty = tokens.new_zeros(0, self.model.projection_dim)
-        features = EntityFeatures(
-            tokens=tokens,
-            lengths=torch.tensor([part.shape[0] for part in parts]),
-            relation_tokens=self.relation_token(relation) if relation is not None else tokens.new_zeros(0, width),
-            text_embeds=empty,
-            image_embeds=empty,
-        )
-        index = iter(range(len(parts)))
-        head_index = next(index) if head is not None else MASKED
-        tail_index = next(index) if tail is not None else MASKED
-        relation_index = 0 if relation is not None else MASKED
-        fused = self.model.fuse(
-            features, torch.tensor([head_index]), torch.tensor([relation_index]), torch.tensor([tail_index])
-        )
-        return fused.pooler_output[0], fused.relation_embeds[0]
-
-    def projected(self, clip: CLIPModel, slot: int) -> torch.Tensor:
-        """The CLIP embedding of one entity by `clip` (student or teacher): one tower pass."""
-        self.tower_passes += 1
-        if slot < self.num_texts:
-            ids = self._text_ids(self.batch["entity_input_ids"][slot], self.batch["entity_attention_mask"][slot])
-            return clip.get_text_features(input_ids=ids).pooler_output[0]
-        pixels = self.batch["entity_pixel_values"][slot - self.num_texts].unsqueeze(0)
-        return clip.get_image_features(pixel_values=pixels).pooler_output[0]
-
-    # ------------------------------------------------------------------------------------------------ objectives
-    def losses(self) -> dict[str, torch.Tensor]:
-        model, batch, config = self.model, self.batch, self.model.config
-        triplets = batch["triplets"].tolist()
-        entity_ids = batch["entity_ids"]
-        heads, relations, tails = batch["triplets"].unbind(dim=1)
-        labels = batch["relation_labels"][relations]
-        tau = config.knowledge_temperature
-
-        # E2E (Eq. 8): Y(-,-,t_i) against Y(h_i, r_i, -).
-        tail_embeds = torch.stack([self.fuse(None, None, t)[0] for _, _, t in triplets])
-        query_embeds = torch.stack([self.fuse(h, r, None)[0] for h, r, _ in triplets])
-        losses = {
-            "e2e_loss": e2e_loss(tail_embeds, query_embeds, entity_ids[heads], labels, entity_ids[tails], tau),
-        }
-        # E2R (Eq. 10): the relation MLP on R(h_i, -, t_i).
-        relation_embeds = torch.stack([self.fuse(h, None, t)[1] for h, _, t in triplets])
-        losses["e2r_loss"] = e2r_loss(model.relation_head(relation_embeds), labels)
-
-        # G2E (Eqs. 11-13), targets as in the model: the batch's tails that have sampled in-edges.
-        edges = batch["graph_edges"]
-        targets = torch.unique(tails)
-        targets = targets[torch.isin(targets, edges[:, 2])].tolist()
-        gate = model.graph_head.layers[0]
-        target_embeds, graph_embeds = [], []
-        for target in targets:
-            target_embeds.append(self.fuse(None, None, target)[0])
-            messages = [
-                gate(self.fuse(h, None, target)[1]) * self.fuse(None, None, h)[0]
-                for h, _, t in edges.tolist()
-                if t == target
-            ]
-            graph_embeds.append(torch.stack(messages).mean(dim=0))
-        losses["g2e_loss"] = g2e_loss(torch.stack(target_embeds), torch.stack(graph_embeds), entity_ids[targets], tau)
-
-        # KD: the student's and the teacher's image-text similarity distributions over the batch's entities.
-        texts, images = range(self.num_texts), range(self.num_texts, self.num_entities)
-
-        def embeds(clip: CLIPModel, slots: range) -> torch.Tensor:
-            rows = [self.projected(clip, slot) for slot in slots]
-            return torch.stack(rows) if rows else model.text_projection.weight.new_zeros(0, model.projection_dim)
-
-        with torch.no_grad():
-            teacher_texts, teacher_images = embeds(self.teacher, texts), embeds(self.teacher, images)
-        losses["kd_loss"] = kd_loss(
-            embeds(model, images),
-            embeds(model, texts),
-            teacher_images,
-            teacher_texts,
-            model.logit_scale,
-            self.teacher.logit_scale.detach(),
-            config.kd_temperature,
-        )
-        weights = {name: getattr(config, f"{name}_weight") for name in losses}
-        losses["loss"] = sum(weights[name] * value for name, value in losses.items())
-        return losses
 
 
 def literal_losses(model: KnowledgeCLIPModel, teacher: CLIPModel, batch: dict) -> dict[str, torch.Tensor]:
