@@ -433,8 +433,8 @@ def test_exports_load_and_run_without_the_package(folders, model_and_processor, 
         },
         tmp_path / "inputs.safetensors",
     )
-    # One thread in both processes: the claim is bit-exact equality, and with several threads a loaded machine's
-    # parallel CPU kernels may split the same sums differently in the two processes.
+    # One thread in the subprocess too, as in this one (conftest.py): the claim is bit-exact equality, and with two
+    # threads a loaded machine's parallel CPU kernels may split the same sums differently in the two processes.
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
@@ -454,15 +454,10 @@ def test_exports_load_and_run_without_the_package(folders, model_and_processor, 
     assert result.returncode == 0, result.stderr
 
     exported = load_file(tmp_path / "features.safetensors")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            image_features = model.get_image_features(pixel_values=pixel_values).pooler_output
-            text_features = model.get_text_features(**text_inputs).pooler_output
-            expected_logits = model(**text_inputs, pixel_values=pixel_values[:1]).logits_per_image[0]
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad():  # single-threaded, as conftest.py sets it
+        image_features = model.get_image_features(pixel_values=pixel_values).pooler_output
+        text_features = model.get_text_features(**text_inputs).pooler_output
+        expected_logits = model(**text_inputs, pixel_values=pixel_values[:1]).logits_per_image[0]
     assert torch.equal(exported["clip_image"], image_features)
     assert torch.equal(exported["clip_text"], text_features)
     assert torch.equal(exported["full_image"], image_features)
