@@ -2,11 +2,13 @@
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from knowledge_clip.data import conceptnet
 from knowledge_clip.data.conceptnet import load_conceptnet, relation_text, uri_to_label
 from knowledge_clip.errors import EmptyGraphError, TruncatedFileError
 from knowledge_clip.graph import EntityView, ViewKind
@@ -424,3 +426,97 @@ def test_json_columns_left_to_python_are_read_as_python_reads_them(tmp_path):
     assert report.skipped == {"missing or non-numeric weight": 1, "bad json": 1, "weight below min_weight": 1}
     assert report.examples["bad json"][0].endswith(": json: expected a JSON object, got list")
     assert graph.num_triplets == 2  # lines 3 and 5; line 1 weighs 2.0
+
+
+# ---------------------------------------------------------------------------------------------- parsed-graph cache
+@pytest.fixture
+def cached(tmp_path, monkeypatch):
+    """Caching on for the small test files (the loader caches only files of a parse chunk or more), and a counter
+    of the parses that ran."""
+    monkeypatch.setattr(conceptnet, "_MIN_CACHED_BYTES", 0)
+    parses = []
+    read = conceptnet._ConceptNetReader.read
+
+    def counted_read(reader):
+        parses.append(reader.source)
+        return read(reader)
+
+    monkeypatch.setattr(conceptnet._ConceptNetReader, "read", counted_read)
+    lines = [*VALID, "not\ta\tconceptnet\trow", assertion("/r/IsA", "/c/fr/chat", "/c/fr/animal")]
+    return write(tmp_path / "assertions.csv.gz", lines, compress=True), tmp_path / "cache", parses
+
+
+def assert_same_graph(loaded, parsed):
+    assert (loaded.name, loaded.root, loaded.relations) == (parsed.name, parsed.root, parsed.relations)
+    for column in ("heads", "relation_ids", "tails"):
+        np.testing.assert_array_equal(getattr(loaded, column), getattr(parsed, column))
+    assert [loaded.entity_key(i) for i in range(loaded.num_entities)] == [
+        parsed.entity_key(i) for i in range(parsed.num_entities)
+    ]
+    assert [loaded.entity_views(i) for i in range(loaded.num_entities)] == [
+        parsed.entity_views(i) for i in range(parsed.num_entities)
+    ]
+    assert loaded.report.to_dict() == parsed.report.to_dict()
+
+
+def test_a_second_load_reads_the_cache_and_equals_the_parse(cached):
+    path, cache_dir, parses = cached
+    parsed = load_conceptnet(path, cache_dir=cache_dir)
+    again = load_conceptnet(path, cache_dir=cache_dir)
+    assert len(parses) == 1
+    assert_same_graph(again, parsed)
+    assert again.report.skipped == {"wrong column count": 1, "language": 1}
+    assert again.report.records_read == again.report.triplets_loaded + again.report.total_skipped
+    assert_same_graph(load_conceptnet(path, use_cache=False), parsed)
+    assert len(parses) == 2
+
+
+def test_a_changed_file_or_other_arguments_parse_again(cached):
+    path, cache_dir, parses = cached
+    load_conceptnet(path, cache_dir=cache_dir)
+    english_and_french = load_conceptnet(path, cache_dir=cache_dir, languages=("en", "fr"))
+    assert english_and_french.num_triplets == len(VALID) + 1 and len(parses) == 2
+    assert load_conceptnet(path, cache_dir=cache_dir, relations=["IsA"]).num_triplets == 1 and len(parses) == 3
+    write(path, VALID[:2], compress=True)  # rewritten in place: new size and mtime
+    assert load_conceptnet(path, cache_dir=cache_dir).num_triplets == 2 and len(parses) == 4
+    assert load_conceptnet(path, cache_dir=cache_dir).num_triplets == 2 and len(parses) == 4
+    modified = path.stat().st_mtime_ns + 10**9  # touched: same size, new modification time
+    os.utime(path, ns=(modified, modified))
+    load_conceptnet(path, cache_dir=cache_dir)
+    assert len(parses) == 5
+    # One entry per file and arguments: the rewritten file replaced its stale entry.
+    assert len(list(cache_dir.iterdir())) == 3
+
+
+def test_a_new_loader_version_or_a_broken_entry_parses_again(cached, monkeypatch, caplog):
+    path, cache_dir, parses = cached
+    load_conceptnet(path, cache_dir=cache_dir)
+    monkeypatch.setattr(conceptnet, "_LOADER_VERSION", conceptnet._LOADER_VERSION + 1)
+    load_conceptnet(path, cache_dir=cache_dir)
+    assert len(parses) == 2
+    (entry,) = cache_dir.iterdir()
+    (entry / "knowledge_graph.json").write_text("{not json")
+    graph = load_conceptnet(path, cache_dir=cache_dir)
+    assert graph.num_triplets == len(VALID) and len(parses) == 3
+    assert "unreadable cache entry, parsing again" in caplog.text
+    load_conceptnet(path, cache_dir=cache_dir)
+    assert len(parses) == 3  # the entry was rewritten
+
+
+def test_an_unwritable_cache_is_reported_and_the_load_still_succeeds(cached, caplog):
+    path, cache_dir, parses = cached
+    cache_dir.write_text("a file where the cache directory should be")
+    assert load_conceptnet(path, cache_dir=cache_dir).num_triplets == len(VALID)
+    assert "cannot write the cache entry" in caplog.text
+
+
+def test_small_files_and_use_cache_false_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOWLEDGE_CLIP_CACHE", str(tmp_path / "default-cache"))
+    path = write(tmp_path / "assertions.csv", VALID)
+    load_conceptnet(path)  # smaller than one parse chunk: parsed every time
+    assert not (tmp_path / "default-cache").exists()
+    monkeypatch.setattr(conceptnet, "_MIN_CACHED_BYTES", 0)
+    load_conceptnet(path, use_cache=False)
+    assert not (tmp_path / "default-cache").exists()
+    load_conceptnet(path)
+    assert len(list((tmp_path / "default-cache" / "conceptnet").iterdir())) == 1

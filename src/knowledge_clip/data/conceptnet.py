@@ -40,10 +40,13 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
+import hashlib
 import json
+import logging
 import mmap
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -56,6 +59,8 @@ from ..graph import KnowledgeGraph, KnowledgeGraphBuilder, LoadReport
 from . import _conceptnet_kernels as kernels
 
 __all__ = ["load_conceptnet", "relation_text", "uri_to_label"]
+
+logger = logging.getLogger(__name__)
 
 # Lines are parsed in chunks of about this many bytes (about 50k rows of the dump), one chunk per thread.
 _CHUNK_BYTES = 16 << 20
@@ -564,8 +569,16 @@ def load_conceptnet(
     relations: Iterable[str] | None = None,
     collapse_senses: bool = True,
     name: str = "conceptnet",
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
 ) -> KnowledgeGraph:
     """Loads a ConceptNet 5.7 assertions file (``.csv`` or ``.csv.gz``) as a text-only knowledge graph.
+
+    The parsed graph of a file of 16 MiB or more (the published dump inflates to about 10 GB) is cached
+    (`KnowledgeGraph.save_to_disk`, Arrow) under `cache_dir`, one entry per file and arguments, stamped with the file's size and modification time and the loader's version: a later load of the same
+    file with the same arguments reads the entry instead of parsing (a small fraction of the parse; figures in
+    docs/benchmarks.md), and a changed file, or a new loader version, replaces it. The cached graph, its load report
+    included, equals the parsed one.
 
     Every concept becomes an entity keyed by its URI, with one TEXT view, its label (``/c/en/ice_cream/n`` ->
     ``"ice cream"``). Relations become text (``/r/IsA`` -> ``"is a"``, ``/r/dbpedia/genre`` -> ``"genre"``). See the
@@ -580,6 +593,11 @@ def load_conceptnet(
             ``"dbpedia/genre"``). `None` keeps all but ``ExternalURL``.
         collapse_senses (`bool`, *optional*, defaults to `True`): Merge ``/c/en/cat/n/...`` into ``/c/en/cat``.
         name (`str`, *optional*, defaults to ``"conceptnet"``): Name of the graph (its namespace when merged).
+        cache_dir (`str` or `os.PathLike`, *optional*): Where parsed graphs are cached; defaults to
+            ``$KNOWLEDGE_CLIP_CACHE/conceptnet``, else ``$XDG_CACHE_HOME/knowledge_clip/conceptnet``, else
+            ``~/.cache/knowledge_clip/conceptnet``.
+        use_cache (`bool`, *optional*, defaults to `True`): Read and write the cache; `False` always parses and
+            writes nothing.
 
     Returns:
         `KnowledgeGraph`: The graph; `graph.report` counts the rows read, loaded and skipped by reason.
@@ -604,4 +622,88 @@ def load_conceptnet(
         selected_relations = pa.array(sorted({_relation_uri(name_) for name_ in relations}), type=pa.binary())
         if len(selected_relations) == 0:
             raise ValueError("`relations` is empty: no assertion could be kept")
-    return _ConceptNetReader(path, name, language_prefixes, selected_relations, min_weight, collapse_senses).read()
+
+    def parse() -> KnowledgeGraph:
+        return _ConceptNetReader(path, name, language_prefixes, selected_relations, min_weight, collapse_senses).read()
+
+    if not use_cache or path.stat().st_size < _MIN_CACHED_BYTES:
+        return parse()
+    arguments = {
+        "languages": languages,
+        "min_weight": min_weight,
+        "relations": None if selected_relations is None else [uri.decode() for uri in selected_relations.to_pylist()],
+        "collapse_senses": collapse_senses,
+        "name": name,
+    }
+    return _ParsedGraphCache(Path(cache_dir) if cache_dir is not None else _default_cache_dir()).load(
+        path, arguments, parse
+    )
+
+
+# Bump when what a load returns for the same file and arguments changes: entries of older versions are re-parsed.
+_LOADER_VERSION = 1
+_STAMP_FILE = "source_stamp.json"
+# Files smaller than one parse chunk are parsed every time: reading a cache entry (the `datasets` import alone takes
+# about a second) would cost more than parsing them.
+_MIN_CACHED_BYTES = _CHUNK_BYTES
+
+
+def _default_cache_dir() -> Path:
+    if os.environ.get("KNOWLEDGE_CLIP_CACHE"):
+        return Path(os.environ["KNOWLEDGE_CLIP_CACHE"]) / "conceptnet"
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "knowledge_clip" / "conceptnet"
+
+
+class _ParsedGraphCache:
+    """
+    Parsed graphs, one directory per (resolved file path, arguments), holding `KnowledgeGraph.save_to_disk`'s
+    layout and a stamp: the file's size and modification time (ns) and `_LOADER_VERSION`. An entry whose stamp
+    differs is stale and replaced, so a file rewritten in place (the demo world's, on every build) keeps one entry.
+    The cache is an optimisation: an entry that cannot be read is re-parsed, and a cache that cannot be written is
+    reported and skipped; neither fails the load.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def load(self, path: Path, arguments: dict, parse: Callable[[], KnowledgeGraph]) -> KnowledgeGraph:
+        source = path.resolve()
+        status = source.stat()  # a missing file raises here, naming it
+        key = json.dumps({"path": str(source), **arguments}, sort_keys=True)
+        entry = self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
+        stamp = {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "loader_version": _LOADER_VERSION}
+        cached = self._read(entry, stamp)
+        if cached is not None:
+            logger.info(f"{path}: read the parsed graph from the cache {entry}")
+            return cached
+        graph = parse()
+        self._write(entry, stamp, graph)
+        return graph
+
+    @staticmethod
+    def _read(entry: Path, stamp: dict) -> KnowledgeGraph | None:
+        try:
+            if json.loads((entry / _STAMP_FILE).read_text(encoding="utf-8")) != stamp:
+                return None
+            return KnowledgeGraph.load_from_disk(entry)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, pa.ArrowException) as error:
+            logger.warning(f"{entry}: unreadable cache entry, parsing again ({error})")
+            return None
+
+    @staticmethod
+    def _write(entry: Path, stamp: dict, graph: KnowledgeGraph) -> None:
+        # Written beside the entry and renamed into place, so a reader never sees half an entry.
+        partial = entry.with_name(f"{entry.name}.partial-{os.getpid()}")
+        try:
+            shutil.rmtree(partial, ignore_errors=True)
+            graph.save_to_disk(partial)
+            (partial / _STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")
+            shutil.rmtree(entry, ignore_errors=True)
+            os.replace(partial, entry)
+        except OSError as error:
+            logger.warning(f"{entry}: cannot write the cache entry ({error}); the next load parses the file again")
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
