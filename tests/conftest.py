@@ -4,6 +4,10 @@ import sys
 # Offline: nothing may be fetched from the Hub during tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The processes the tests start (the custom-code checks without the package, the training scripts) run on one thread
+# like this one (below): tests that compare their outputs bit for bit with this process's need the same kernels, and
+# with two threads a loaded machine's parallel CPU kernels may split the same sums differently.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402

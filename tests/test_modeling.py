@@ -190,7 +190,12 @@ def test_trust_remote_code_without_package_is_exact(model, processor, batch, cli
             assert torch.equal(model(**plain).logits_per_image, expected["logits"])
         classifier = pipeline("zero-shot-image-classification", model={str(model_dir)!r}, trust_remote_code=True)
         scores = classifier(Image.open("red.png"), candidate_labels=["red square", "blue circle"])
-        assert scores == expected["scores"], (scores, expected["scores"])
+        # The scores agree to 1e-6, not bit for bit: with the same inputs and weights, a model loaded from the file
+        # holds its weights at other addresses than the one built in the test process, and the CPU's vectorised
+        # kernels may then sum in another order (seen: 1.5e-8 on a score, with 1 thread in both processes).
+        assert [s["label"] for s in scores] == [s["label"] for s in expected["scores"]], (scores, expected["scores"])
+        for score, expected_score in zip(scores, expected["scores"]):
+            assert abs(score["score"] - expected_score["score"]) < 1e-6, (scores, expected["scores"])
         """,
         tmp_path,
     )
