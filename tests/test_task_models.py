@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 import torch
-from test_losses_reference import Literal
 from tiny import solid_image, tiny_config
 from transformers import AutoModelForSequenceClassification, AutoModelForVisualQuestionAnswering, pipeline
 
@@ -17,6 +16,7 @@ from knowledge_clip import (
     KnowledgeCLIPForQuestionAnswering,
     KnowledgeCLIPModel,
 )
+from knowledge_clip.reference import LiteralKnowledgeCLIP
 
 WITHOUT_PACKAGE = "import sys; sys.modules['knowledge_clip'] = None\n"
 ANSWERS = ["red", "blue", "2", "yes", "no"]
@@ -135,16 +135,19 @@ def test_pixel_values_must_match_num_images(checkpoints, processor):
 @torch.no_grad()
 def test_joint_features_equal_literal_per_pair(checkpoints, processor):
     model, _, _ = checkpoints
-    literal = Literal(model, processor)
     red, blue = solid_image((220, 30, 30)), solid_image((30, 30, 220))
     texts = ["a red square", "a blue circle left of a red square", "shape"]
     inputs = processor(text=texts, images=[red, blue], padding=True, return_tensors="pt")
     pairs = torch.tensor([[0, 1], [1, 0], [0, 2], [1, 1]])  # (image row, text row); images reused, text 1 twice
     output = model.get_joint_features(**inputs, image_text_pairs=pairs, return_token_states=True)
-    images = [red, blue]
+    # The same entities as a knowledge batch for the literal reference: the texts are slots 0-2, the images 3-4.
+    entities = processor(triplets=[(red, "image of", texts[0]), (blue, "image of", texts[1]), (red, "is a", texts[2])])
+    literal = LiteralKnowledgeCLIP(model, model.to_clip().eval(), entities)
+    assert entities["entity_input_ids"].shape[0] == len(texts) and entities["entity_pixel_values"].shape[0] == 2
+    image_slots = [3, 4]
     for row, (image, text) in enumerate(pairs.tolist()):
-        sequence, relation_position = literal.sequence(images[image], None, texts[text])
-        hidden = literal.fusion(inputs_embeds=sequence[None]).last_hidden_state[0]
+        sequence, relation_position = literal.sequence(image_slots[image], None, text)
+        hidden = model.fusion_encoder(inputs_embeds=sequence[None]).last_hidden_state[0]
         assert torch.allclose(output.pooler_output[row], hidden[0], atol=1e-5)
         # Token states come back in the pair's row, at the literal positions, padding after them.
         length = sequence.shape[0]

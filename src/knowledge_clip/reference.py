@@ -62,13 +62,11 @@ class LiteralKnowledgeCLIP:
         ids = self._text_ids(self.batch["relation_input_ids"][row], self.batch["relation_attention_mask"][row])
         return self.model.text_to_fusion(self.model.text_model(input_ids=ids).pooler_output)[0]
 
-    def fuse(self, head: int | None, relation: int | None, tail: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sequence(self, head: int | None, relation: int | None, tail: int | None) -> tuple[torch.Tensor, int]:
         """
-        `(Y, R)` of the one sequence `X(head, relation, tail)`: Eq. 3, `[<head>, x_h + PE_h, x̄_r + PE_r, x_t + PE_t]`,
-        with a masked part (`None`, Eq. 6) one zero token; `Y` is the output at `<head>` (Eq. 4), `R` the output at
-        the relation's position (Eq. 5).
+        The one sequence `X(head, relation, tail)` `(seq_len, fusion_hidden)` and the index of its relation slot:
+        Eq. 3, `[<head>, x_h + PE_h, x̄_r + PE_r, x_t + PE_t]`, with a masked part (`None`, Eq. 6) one zero token.
         """
-        self.fusion_passes += 1
         embeddings = self.model.fusion_encoder.embeddings
         width = embeddings.head_token.shape[0]
         x_h = self.entity_tokens(head) if head is not None else embeddings.head_token.new_zeros(1, width)
@@ -80,8 +78,15 @@ class LiteralKnowledgeCLIP:
             (x_r + embeddings.relation_role_embedding)[None],
             x_t + embeddings.tail_role_embedding.weight[: x_t.shape[0]],
         ]
-        hidden = self.model.fusion_encoder(inputs_embeds=torch.cat(rows)[None]).last_hidden_state[0]
-        return hidden[0], hidden[1 + x_h.shape[0]]
+        return torch.cat(rows), 1 + x_h.shape[0]
+
+    def fuse(self, head: int | None, relation: int | None, tail: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(Y, R)` of `X(head, relation, tail)` run through the fusion encoder alone: its output at `<head>` (Eq. 4)
+        and at the relation slot (Eq. 5)."""
+        self.fusion_passes += 1
+        sequence, relation_position = self.sequence(head, relation, tail)
+        hidden = self.model.fusion_encoder(inputs_embeds=sequence[None]).last_hidden_state[0]
+        return hidden[0], hidden[relation_position]
 
     def projected(self, clip: CLIPModel, slot: int) -> torch.Tensor:
         """The CLIP embedding of one entity by `clip` (the student or the teacher): one tower pass."""
