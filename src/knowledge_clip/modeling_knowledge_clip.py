@@ -315,10 +315,28 @@ class KnowledgeFusionEmbeddings(nn.Module):
         self.head_role_embedding = nn.Embedding(config.max_entity_tokens, config.hidden_size)
         self.tail_role_embedding = nn.Embedding(config.max_entity_tokens, config.hidden_size)
 
+    @staticmethod
+    def sequence_layout(
+        entities: EntityFeatures, heads: torch.Tensor, tails: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        The relation slot's index `1 + len(x_h)` and the length `2 + len(x_h) + len(x_t)` of each sequence, from the
+        entities' token counts alone (a masked part counts one token), before anything is built.
+        """
+        one = torch.ones_like(heads)
+        head_lengths = torch.where(heads == MASKED, one, entities.lengths[heads.clamp(min=0)])
+        tail_lengths = torch.where(tails == MASKED, one, entities.lengths[tails.clamp(min=0)])
+        relation_positions = 1 + head_lengths
+        return relation_positions, relation_positions + 1 + tail_lengths
+
     def forward(
         self, entities: EntityFeatures, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
+        Rows are padded to the longest of the rows given: [`KnowledgeCLIPModel.fuse`] calls this once per length
+        bucket, so the temporaries here (gathers, role lookups, sums of size rows x width x hidden) follow the
+        bucket's width, not the batch's longest sequence.
+
         Args:
             entities (`EntityFeatures`): token features of the batch's entities and relations.
             heads, relations, tails (`torch.Tensor` of shape `(num_sequences,)`): entity slot / relation row of each
@@ -334,11 +352,7 @@ class KnowledgeFusionEmbeddings(nn.Module):
                 f"An entity has {max_tokens} tokens but the fusion encoder has role encodings for "
                 f"{self.config.max_entity_tokens} (fusion_encoder_config.max_entity_tokens)."
             )
-        one = torch.ones_like(heads)
-        head_lengths = torch.where(heads == MASKED, one, entities.lengths[heads.clamp(min=0)])
-        tail_lengths = torch.where(tails == MASKED, one, entities.lengths[tails.clamp(min=0)])
-        relation_positions = 1 + head_lengths
-        sequence_lengths = relation_positions + 1 + tail_lengths
+        relation_positions, sequence_lengths = self.sequence_layout(entities, heads, tails)
 
         positions = torch.arange(int(sequence_lengths.max()), device=heads.device).unsqueeze(0)
         in_head = (positions >= 1) & (positions < relation_positions.unsqueeze(1))
@@ -598,25 +612,25 @@ class KnowledgeCLIPModel(CLIPModel):
             return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output
                 (`last_hidden_state`, `attention_mask`); implied by `output_hidden_states`/`output_attentions`.
         """
-        inputs_embeds, attention_mask, relation_positions = self.fusion_encoder.embeddings(
-            entities, heads, relations, tails
-        )
-        lengths = attention_mask.sum(dim=1)
+        embeddings = self.fusion_encoder.embeddings
+        relation_positions, lengths = embeddings.sequence_layout(entities, heads, tails)
         buckets = self._length_buckets(lengths, torch.argsort(lengths, stable=True))
         pooled, relation_embeds, passes = [], [], []
         for rows in buckets:
-            width = int(lengths[rows].max())
-            output = self.fusion_encoder(
-                inputs_embeds=inputs_embeds[rows, :width], attention_mask=attention_mask[rows, :width], **kwargs
+            inputs_embeds, attention_mask, bucket_relation_positions = embeddings(
+                entities, heads[rows], relations[rows], tails[rows]
             )
+            output = self.fusion_encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
             hidden = output.last_hidden_state
             pooled.append(hidden[:, 0])
-            relation_embeds.append(hidden[torch.arange(rows.shape[0], device=hidden.device), relation_positions[rows]])
+            relation_embeds.append(
+                hidden[torch.arange(rows.shape[0], device=hidden.device), bucket_relation_positions]
+            )
             passes.append(output)
         # The buckets partition the rows: concatenating them and indexing with the inverse permutation restores the
         # input order (with gradient).
         input_order = torch.argsort(torch.cat(buckets))
-        max_width = attention_mask.shape[1]
+        max_width = int(lengths.max())
 
         def in_input_order(pieces: list[torch.Tensor], sequence_dims: tuple[int, ...] = ()) -> torch.Tensor:
             padded = []
@@ -640,7 +654,7 @@ class KnowledgeCLIPModel(CLIPModel):
             )
         if return_token_states or hidden_states is not None or attentions is not None:
             last_hidden_state = in_input_order([p.last_hidden_state for p in passes], (1,))
-            token_mask = attention_mask
+            token_mask = (torch.arange(max_width, device=lengths.device) < lengths.unsqueeze(1)).long()
         return KnowledgeFusionOutput(
             pooler_output=in_input_order(pooled),
             relation_embeds=in_input_order(relation_embeds),
