@@ -1,6 +1,7 @@
 """KnowledgeCLIPProcessor: CLIP-compatible calls, knowledge batches, deduplication, image modes, bad input."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -127,3 +128,47 @@ def test_from_pretrained_on_a_clip_processor(processor, tmp_path):
     loaded = type(processor).from_pretrained(tmp_path, relation_vocab=["is a"])
     assert type(loaded) is type(processor) and loaded.relation_vocab == ["is a"]
     assert loaded(triplets=[("square", "is a", "shape")])["triplets"].tolist() == [[0, 0, 1]]
+
+
+# ------------------------------------------------------------------------------------------------------------ VQA
+def test_answer_vocabulary_counts_normalised_answers(processor):
+    answers = ["Yes", "yes.", "no", "two", "2", "a dog", "dog", "red", "yes"]
+    # "two" and "2", "a dog" and "dog" are one answer each once normalised as the official evaluator does.
+    assert processor.build_answer_vocabulary(answers) == ["yes", "2", "dog", "no", "red"]
+    assert processor.build_answer_vocabulary(answers, size=2) == ["yes", "2"]
+    with pytest.raises(ValueError, match="size must be positive"):
+        processor.build_answer_vocabulary(answers, size=0)
+
+
+def test_answer_vocabulary_equals_the_loaders(processor):
+    from knowledge_clip.data.downstream import VQAExample, build_answer_vocabulary
+
+    answers = ["blue", "Blue", "two", "yes", "no", "yes", None]
+    examples = [
+        VQAExample(question_id=i, image_id=1, image="x.jpg", question="q?", answers=[], multiple_choice_answer=answer)
+        for i, answer in enumerate(answers)
+    ]
+    assert processor.build_answer_vocabulary(a for a in answers if a is not None) == build_answer_vocabulary(examples)
+
+
+def test_answer_targets_are_the_official_accuracy_of_each_answer(processor):
+    vocab = ["yes", "no", "2", "red"]
+    answers = [
+        ["yes"] * 3 + ["no"] * 7,  # 3 humans: 0.9; 7: 1.0
+        ["two", "2", "2", "red", "yes", "yes", "yes", "yes", "no", "no"],  # "two" normalises to "2": 3 humans
+        ["blue"] * 10,  # outside the vocabulary: no target
+    ]
+    targets = processor.answer_targets(answers, vocab)
+    assert targets.shape == (3, 4) and targets.dtype == torch.float32
+    assert targets[0].tolist() == pytest.approx([0.9, 1.0, 0.0, 0.0])
+    assert targets[1].tolist() == pytest.approx([1.0, 0.6, 0.9, 0.3])
+    assert targets[2].tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match=r"answers\[0\] must be the list"):
+        processor.answer_targets(["yes"], vocab)
+
+
+def test_answer_methods_name_the_package_they_need(processor, monkeypatch):
+    # As in a Hub repository's custom code loaded without the package (importing a None module raises ImportError).
+    monkeypatch.setitem(sys.modules, "knowledge_clip.data.downstream", None)
+    with pytest.raises(ImportError, match=r"answer_targets needs the knowledge_clip package"):
+        processor.answer_targets([["yes"] * 10], ["yes"])

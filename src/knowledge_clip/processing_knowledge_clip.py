@@ -5,7 +5,8 @@ in-edge subgraphs of G2E) whose entities are texts or images.
 """
 
 import hashlib
-from collections.abc import Sequence
+import importlib
+from collections.abc import Iterable, Sequence
 
 import torch
 from PIL import Image
@@ -194,6 +195,46 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
         data["relation_labels"] = torch.tensor([relation_index[r] for r in relation_rows], dtype=torch.long)
         return BatchFeature(data=data, tensor_type="pt")
 
+    @staticmethod
+    def build_answer_vocabulary(answers: Iterable[str], size: int = 3129) -> list[str]:
+        """
+        The answer classes of VQA from the training questions' answers: the `size` most frequent, normalised as the
+        official VQA evaluator normalises answers, most frequent first (ties by the answer string). Put them in the
+        task model's config as `id2label`.
+
+        Args:
+            answers (`Iterable[str]`): One answer per question (VQAv2's `multiple_choice_answer`).
+            size (`int`, *optional*, defaults to 3129): The standard VQAv2 size.
+
+        Returns:
+            `list[str]`: the vocabulary; an answer's position is its class index.
+        """
+        return _package_downstream("build_answer_vocabulary").answer_vocabulary(answers, size)
+
+    @staticmethod
+    def answer_targets(answers: Sequence[Sequence[str]], answer_vocab: Sequence[str]) -> torch.Tensor:
+        """
+        The soft targets of VQA for `KnowledgeCLIPForQuestionAnswering(labels=...)`: for each question and each
+        vocabulary answer, the official VQA accuracy of predicting it from the question's human answers, the mean
+        over the 10 leave-one-out subsets of `min(1, #matches / 3)` (0.3, 0.6, 0.9, 1.0 for 1, 2, 3, 4+ humans).
+
+        Args:
+            answers (`Sequence[Sequence[str]]`): The raw human answers of each question (10 in VQAv2).
+            answer_vocab (`Sequence[str]`): The answer classes in class order (`config.id2label`'s values).
+
+        Returns:
+            `torch.FloatTensor` of shape `(len(answers), len(answer_vocab))`.
+        """
+        downstream = _package_downstream("answer_targets")
+        index = {answer: position for position, answer in enumerate(answer_vocab)}
+        targets = torch.zeros(len(answers), len(index))
+        for row, question_answers in enumerate(answers):
+            if isinstance(question_answers, str):
+                raise ValueError(f"answers[{row}] must be the list of a question's human answers, not one string.")
+            labels, scores, _ = downstream.vqa_soft_scores(list(question_answers), index)
+            targets[row, labels] = torch.tensor(scores)
+        return targets
+
     def to_clip_processor(self) -> CLIPProcessor:
         """A stock `CLIPProcessor` with the same image processor and tokenizer (for the CLIP export)."""
         return CLIPProcessor(image_processor=self.image_processor, tokenizer=self.tokenizer)
@@ -201,6 +242,19 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return list(dict.fromkeys(self.tokenizer.model_input_names + self.image_processor.model_input_names))
+
+
+def _package_downstream(method: str):
+    """`knowledge_clip.data.downstream`, which holds the official VQA answer normalisation the answer methods use.
+    Imported by its absolute name: this file also runs as the custom code of a Hub repository, without the package
+    beside it."""
+    try:
+        return importlib.import_module("knowledge_clip.data.downstream")
+    except ImportError:
+        raise ImportError(
+            f"KnowledgeCLIPProcessor.{method} needs the knowledge_clip package (pip install knowledge-clip): the "
+            "official VQA answer normalisation lives there, not in the processor's custom code."
+        ) from None
 
 
 def _unpack_triplet(triplet, where: str) -> tuple:

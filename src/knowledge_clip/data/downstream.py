@@ -433,13 +433,27 @@ def build_answer_vocabulary(examples: Iterable[VQAExample], size: int = 3129) ->
     Returns:
         `list[str]`: the vocabulary; an answer's position is its class index.
     """
+    return answer_vocabulary(
+        (example.multiple_choice_answer for example in examples if example.multiple_choice_answer is not None), size
+    )
+
+
+def answer_vocabulary(answers: Iterable[str], size: int = 3129) -> list[str]:
+    """
+    The `size` most frequent of `answers` (one per question, raw), normalised with the official evaluator's
+    `normalize_answer`, most frequent first, ties broken by the answer string: what [`build_answer_vocabulary`]
+    counts, for answers that are not in `VQAExample`s.
+
+    Args:
+        answers (`Iterable[str]`): One answer per question (VQAv2's `multiple_choice_answer`).
+        size (`int`, *optional*, defaults to 3129): Number of answers kept (fewer if fewer distinct answers exist).
+
+    Returns:
+        `list[str]`: the vocabulary; an answer's position is its class index.
+    """
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
-    counts = Counter(
-        normalize_answer(example.multiple_choice_answer)
-        for example in examples
-        if example.multiple_choice_answer is not None
-    )
+    counts = Counter(normalize_answer(answer) for answer in answers)
     ranked = sorted(counts.items(), key=lambda answer_and_count: (-answer_and_count[1], answer_and_count[0]))
     return [answer for answer, _ in ranked[:size]]
 
