@@ -230,7 +230,9 @@ def prepare_working_directory(demo_outputs: Path, workdir: Path) -> None:
         copy(workdir / demo_path, workdir / doc_path)
     for config in (REPO / "examples" / "configs").glob("*.yaml"):
         (workdir / "examples" / "configs").mkdir(parents=True, exist_ok=True)
-        (workdir / "examples" / "configs" / config.name).write_text(config.read_text().replace("/data/", "data/"))
+        (workdir / "examples" / "configs" / config.name).write_text(
+            absolute_data_paths_made_relative(config.read_text())
+        )
     # A reader's own files, which the pages open by name.
     for index, name in enumerate(["wheel.jpg", "pet.jpg", "scene.png", "photo.jpg", "images/0001.jpg"]):
         (workdir / name).parent.mkdir(exist_ok=True)
@@ -242,6 +244,10 @@ def prepare_working_directory(demo_outputs: Path, workdir: Path) -> None:
     labels = [json.loads(line)["label"] for line in (workdir / "data/my_classes/test/metadata.jsonl").open()]
     (workdir / "classes.txt").write_text("\n".join(sorted(set(labels))) + "\n")
     (workdir / "templates.txt").write_text("a photo of a {}.\na drawing of a {}.\n")
+
+
+def absolute_data_paths_made_relative(text: str) -> str:
+    return re.sub(r"(?<![\w./-])/data/", "data/", text)
 
 
 def run_command(command: str, monkeypatch) -> None:
@@ -261,19 +267,19 @@ def run_command(command: str, monkeypatch) -> None:
         else:
             raise AssertionError(f"not a python or accelerate command: {command}")
         if words[0] == "-m":
-            name, main = words[1], importlib.import_module(words[1]).main
+            name, main, args = words[1], importlib.import_module(words[1]).main, words[2:]
         else:
             name = re.fullmatch(r"examples/(\w+)\.py", words[0]).group(1)
-            main = load_example(name).main
+            main, args = load_example(name).main, words[1:]
         try:
-            main([*words[1:], *TINY_FLAGS[name]])
+            main([*args, *TINY_FLAGS[name]])
         finally:  # accelerate keeps its state per process; every command starts from none, as in its own process
             AcceleratorState._reset_state(reset_partial_state=True)
             GradientState._reset_state()
 
 
 def _runs(block: CodeBlock, namespace: dict, monkeypatch) -> None:
-    source = block.source.replace("/data/", "data/")
+    source = absolute_data_paths_made_relative(block.source)
     for page, old, new in SIZE_SUBSTITUTIONS:
         if page == block.page:
             source = source.replace(old, new)
