@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from tiny import tiny_config, tiny_processor, tiny_tokenizer
-from training_utils import load_example
+from training_utils import TINY_EVALUATE_ARGS, load_example
 
 from knowledge_clip import KnowledgeCLIPModel
 
@@ -28,8 +28,8 @@ def test_evaluate_script_writes_results_for_both_kinds_of_checkpoint(checkpoints
     world = tmp_path / "world"
     outputs = {}
     for kind in ("knowledge", "clip"):
-        argv = [str(checkpoints / kind), "--demo_dir", str(world), "--demo_size", "tiny", "--output_dir"]
-        argv += [str(tmp_path / kind), "--max_link_prediction_triplets", "3", "--batch_size", "16"]
+        argv = [str(checkpoints / kind), "--demo_dir", str(world), "--output_dir", str(tmp_path / kind)]
+        argv += TINY_EVALUATE_ARGS
         results = evaluate_script.main(argv)
         assert json.loads((tmp_path / kind / "results.json").read_text()) == results
         assert "| demo_world/zero_shot/top1_accuracy |" in (tmp_path / kind / "results.md").read_text()

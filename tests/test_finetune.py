@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 import torch
 from tiny import solid_image, tiny_config
-from training_utils import ACCELERATE, REPO, environment, free_port, load_example, max_weight_difference
+from training_utils import (
+    ACCELERATE,
+    REPO,
+    TINY_FINETUNE_ARGS,
+    environment,
+    free_port,
+    load_example,
+    max_weight_difference,
+)
 
 from knowledge_clip import (
     KnowledgeCLIPForImageTextClassification,
@@ -49,9 +57,8 @@ ANSWERS = ["red", "blue", "green", "yellow", "yes", "no"]
 LONG_TEXT = " ".join(["a red circle left of a blue square"] * 6)  # > 32 tokens: truncated
 SNLI_VE = ["entailment", "neutral", "contradiction"]
 # Small steps, every task: logging each step, evaluation at 3 and at the end (step 6).
-COMMON = ["--max_steps", "6", "--eval_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4",
-          "--per_device_eval_batch_size", "8", "--learning_rate", "1e-4", "--new_modules_learning_rate", "1e-3",
-          "--report_to", "none", "--license", "apache-2.0", "--warmup_steps", "1"]  # fmt: skip
+COMMON = ["--max_steps", "6", "--eval_steps", "3", "--logging_steps", "1", *TINY_FINETUNE_ARGS, "--learning_rate", "1e-4",
+          "--new_modules_learning_rate", "1e-3", "--license", "apache-2.0", "--warmup_steps", "1"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------- fixtures

@@ -43,6 +43,10 @@ TINY_ARGS = [
     "--no_benchmark_demo_world",
 ]  # fmt: skip
 
+# examples/finetune.py and examples/evaluate_model.py at tiny sizes (their tests add the steps and data they check).
+TINY_FINETUNE_ARGS = ["--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8", "--report_to", "none"]
+TINY_EVALUATE_ARGS = ["--demo_size", "tiny", "--max_link_prediction_triplets", "3", "--batch_size", "16"]
+
 
 def environment(**extra: str) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
