@@ -255,7 +255,9 @@ def run(
             # The parsed-graph cache: the first load parses and writes the entry, the later ones read it.
             cache_dir = directory / f"cache-{kind}"
             load_conceptnet(path, cache_dir=cache_dir)
-            cached_seconds = _median_seconds(lambda path=path: load_conceptnet(path, cache_dir=cache_dir), reps)
+            cached_seconds = _median_seconds(
+                lambda path=path, cache_dir=cache_dir: load_conceptnet(path, cache_dir=cache_dir), reps
+            )
             results["loading"][kind] = {
                 "file_mib": path.stat().st_size / 2**20,
                 "load_conceptnet_rows_per_second": rows / loader_seconds,
