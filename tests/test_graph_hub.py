@@ -13,11 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from huggingface_hub import DatasetCard, HfApi
+from huggingface_hub.errors import OfflineModeIsEnabled
 from PIL import Image
 
 from knowledge_clip.data.images import open_image
 from knowledge_clip.errors import KnowledgeCLIPDataError, UnsafePathError
 from knowledge_clip.graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
+from knowledge_clip.training import TrainingConfigurationError
+from knowledge_clip.training.datasets import DatasetSpec, load_mixture, parse_dataset_spec
 
 REPO_ID = "someone/toy-graph"
 TOKEN = "hf_SECRETtokenThatMustNeverBeWritten0123"
@@ -262,3 +265,29 @@ def test_token_never_reaches_files_or_logs(tmp_path, monkeypatch, caplog, capsys
             assert TOKEN.encode() not in path.read_bytes(), path
     captured = capsys.readouterr()
     assert TOKEN not in caplog.text + captured.out + captured.err
+
+
+# ------------------------------------------------------------------------------- --dataset hub:<namespace>/<name>
+def test_hub_dataset_specs():
+    assert parse_dataset_spec("hub:org/name") == DatasetSpec("hub", "org/name")
+    assert parse_dataset_spec("hub:org/name@v1:0.5") == DatasetSpec("hub", "org/name", 0.5, "v1")
+    assert parse_dataset_spec("hub:org/name:2") == DatasetSpec("hub", "org/name", 2.0)
+    for bad in ("hub:name-only", "hub:a/b/c", "hub:/name@v1", "hub:org/"):
+        with pytest.raises(TrainingConfigurationError, match=r"the hub id must be '<namespace>/<name>'"):
+            parse_dataset_spec(bad)
+
+
+def test_load_mixture_reads_hub_sources_with_from_hub(tmp_path, hub, monkeypatch):
+    graph = _image_graph(tmp_path / "data")
+    graph.push_to_hub(REPO_ID, licenses="mit", revision="v1", api=hub.api)
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda **kwargs: hub.api)
+    mixture = load_mixture([parse_dataset_spec(f"hub:{REPO_ID}@v1:0.5")], validation_fraction=0.0, seed=0)
+    assert hub.api.snapshot_download.call_args.kwargs["revision"] == "v1"
+    assert mixture.weights == [0.5]
+    assert_same_graph(mixture.graphs[0], graph)
+
+    hub.api.snapshot_download.side_effect = OfflineModeIsEnabled("Cannot reach the Hub: offline mode is enabled.")
+    with pytest.raises(
+        TrainingConfigurationError, match=r"--dataset hub:someone/toy-graph@v2: OfflineModeIsEnabled: Cannot reach"
+    ):
+        load_mixture([parse_dataset_spec(f"hub:{REPO_ID}@v2")], validation_fraction=0.0, seed=0)
