@@ -288,7 +288,8 @@ def main(argv=None):
             "num_processes": accelerator.num_processes,
             "training_seconds": training_seconds,
             "base_model": clip_path,
-            "datasets": [f"{spec.kind}:{spec.path}" for spec in specs],
+            # A Hub source is named by its repository id, which the model card's `datasets` links to.
+            "datasets": [spec.path if spec.kind == "hub" else f"{spec.kind}:{spec.path}" for spec in specs],
             "final_evaluation": final_metrics,
             "benchmarks": benchmarks,
             "train_history": train_history,

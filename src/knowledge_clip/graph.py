@@ -18,21 +18,37 @@ import functools
 import json
 import math
 import os
+import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import EmptyGraphError
+from .errors import EmptyGraphError, KnowledgeCLIPDataError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 __all__ = ["EntityView", "KnowledgeGraph", "KnowledgeGraphBuilder", "LoadReport", "ViewKind"]
 
 _FORMAT_VERSION = 1
 _METADATA_FILE = "knowledge_graph.json"
+# The keys of `_METADATA_FILE`: their types, and how an error names them.
+_METADATA_FIELDS = {
+    "name": ((str,), "a string"),
+    "root": ((str, type(None)), "a string or null"),
+    "sources": ((list,), "a list"),
+    "num_entities": ((int,), "an integer"),
+    "num_relations": ((int,), "an integer"),
+    "num_triplets": ((int,), "an integer"),
+    "report": ((dict, type(None)), "an object or null"),
+}
+DEFAULT_MAX_SHARD_ROWS = 1_000_000
+DEFAULT_MAX_SHARD_BYTES = 500 * 10**6  # `datasets.config.MAX_SHARD_SIZE`, the size `Dataset.push_to_hub` cuts at
 
 # Exact triplet deduplication packs (head, relation, tail) into one Python int: tail in the low 40 bits, relation
 # in the next 24, head above. Python ints are unbounded, so this never collides; keys stay below 2**104. Bulk adds
@@ -1023,6 +1039,65 @@ class KnowledgeGraph:
         )
 
     # ----------------------------------------------------------------------------------------- save and load
+    def _tables(self) -> dict[str, pa.Table]:
+        """The three tables every saved form holds, by name: ``triplets``, ``entities`` and ``relations``."""
+        return {
+            "triplets": pa.table({"head": self.heads, "relation": self.relation_ids, "tail": self.tails}),
+            "entities": self._entities,
+            "relations": pa.table({"text": pa.array(self.relations, type=pa.string())}),
+        }
+
+    def _metadata(self, root: str | None) -> dict[str, Any]:
+        """The content of ``knowledge_graph.json``, with `root` as the graph's root."""
+        return {
+            "format_version": _FORMAT_VERSION,
+            "name": self.name,
+            "root": root,
+            "sources": self._sources,
+            "num_entities": self.num_entities,
+            "num_relations": self.num_relations,
+            "num_triplets": self.num_triplets,
+            "report": self.report.to_dict() if self.report is not None else None,
+        }
+
+    @classmethod
+    def _from_saved(
+        cls,
+        metadata: dict[str, Any],
+        *,
+        root: str | None,
+        entities: pa.Table,
+        relations: list[str],
+        triplets: dict[str, np.ndarray],
+        where: str | os.PathLike,
+    ) -> KnowledgeGraph:
+        """Builds a graph from saved tables and their `_metadata`, checking the counts against it.
+
+        Args:
+            metadata (`dict`): What `_metadata` wrote (checked by `_read_metadata`).
+            root (`str`, *optional*): The graph's root.
+            entities (`pa.Table`): The entities table.
+            relations (`list[str]`): The relation vocabulary.
+            triplets (`dict[str, np.ndarray]`): The ``head``, ``relation`` and ``tail`` columns.
+            where (`str` or `os.PathLike`): What was read, named in errors.
+        """
+        graph = cls(
+            name=metadata["name"],
+            root=root,
+            entities=entities,
+            sources=metadata["sources"],
+            relations=relations,
+            heads=triplets["head"],
+            relation_ids=triplets["relation"],
+            tails=triplets["tail"],
+            report=LoadReport.from_dict(metadata["report"]) if metadata["report"] is not None else None,
+        )
+        counts = (graph.num_entities, graph.num_relations, graph.num_triplets)
+        expected = (metadata["num_entities"], metadata["num_relations"], metadata["num_triplets"])
+        if counts != expected:
+            raise ValueError(f"{where}: tables hold {counts} entities/relations/triplets, metadata says {expected}")
+        return graph
+
     def save_to_disk(self, path: str | os.PathLike) -> None:
         """Saves the graph as `datasets` Arrow datasets plus a JSON metadata file.
 
@@ -1037,49 +1112,17 @@ class KnowledgeGraph:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        views_feature = datasets.List(
-            {
-                "kind": datasets.Value("int8"),
-                "text": datasets.Value("string"),
-                "path": datasets.Value("string"),
-                "box": datasets.List(datasets.Value("float64")),
-            }
-        )
-        parts = {
-            "triplets": (
-                pa.table({"head": self.heads, "relation": self.relation_ids, "tail": self.tails}),
-                datasets.Features({name: datasets.Value("int64") for name in ("head", "relation", "tail")}),
-            ),
-            "entities": (
-                self._entities,
-                datasets.Features(
-                    {"key": datasets.Value("string"), "source": datasets.Value("int64"), "views": views_feature}
-                ),
-            ),
-            "relations": (
-                pa.table({"text": pa.array(self.relations, type=pa.string())}),
-                datasets.Features({"text": datasets.Value("string")}),
-            ),
-        }
+        features = _table_features()
         progress_was_enabled = not datasets.utils.are_progress_bars_disabled()
         datasets.utils.disable_progress_bars()
         try:
-            for part, (table, features) in parts.items():
-                dataset = datasets.Dataset(datasets.table.InMemoryTable(table.cast(features.arrow_schema)))
+            for part, table in self._tables().items():
+                dataset = datasets.Dataset(datasets.table.InMemoryTable(table.cast(features[part].arrow_schema)))
                 dataset.save_to_disk(str(path / part))
         finally:
             if progress_was_enabled:
                 datasets.utils.enable_progress_bars()
-        metadata = {
-            "format_version": _FORMAT_VERSION,
-            "name": self.name,
-            "root": self.root,
-            "sources": self._sources,
-            "num_entities": self.num_entities,
-            "num_relations": self.num_relations,
-            "num_triplets": self.num_triplets,
-            "report": self.report.to_dict() if self.report is not None else None,
-        }
+        metadata = self._metadata(self.root)
         (path / _METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -1098,31 +1141,170 @@ class KnowledgeGraph:
         import datasets
 
         path = Path(path)
-        metadata_file = path / _METADATA_FILE
-        if not metadata_file.is_file():
-            raise FileNotFoundError(f"{metadata_file} not found: {path} is not a saved KnowledgeGraph")
-        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
-        if metadata.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{metadata_file}: unsupported format_version {metadata.get('format_version')!r}")
+        metadata = _read_metadata(path / _METADATA_FILE, f"{path} is not a saved KnowledgeGraph")
         triplets = datasets.load_from_disk(str(path / "triplets")).data.table
-        entities = datasets.load_from_disk(str(path / "entities")).data.table
-        relations = datasets.load_from_disk(str(path / "relations")).data.table.column("text").to_pylist()
-        graph = cls(
-            name=metadata["name"],
+        return cls._from_saved(
+            metadata,
             root=metadata["root"],
-            entities=entities,
-            sources=metadata["sources"],
-            relations=relations,
-            heads=triplets.column("head").to_numpy(),
-            relation_ids=triplets.column("relation").to_numpy(),
-            tails=triplets.column("tail").to_numpy(),
-            report=LoadReport.from_dict(metadata["report"]) if metadata["report"] is not None else None,
+            entities=datasets.load_from_disk(str(path / "entities")).data.table,
+            relations=datasets.load_from_disk(str(path / "relations")).data.table.column("text").to_pylist(),
+            triplets={name: triplets.column(name).to_numpy() for name in ("head", "relation", "tail")},
+            where=path,
         )
-        counts = (graph.num_entities, graph.num_relations, graph.num_triplets)
-        expected = (metadata["num_entities"], metadata["num_relations"], metadata["num_triplets"])
-        if counts != expected:
-            raise ValueError(f"{path}: tables hold {counts} entities/relations/triplets, metadata says {expected}")
-        return graph
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        licenses: str | Mapping[str, str],
+        private: bool | None = None,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        token: str | None = None,
+        max_shard_rows: int = DEFAULT_MAX_SHARD_ROWS,
+        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+        api: HfApi | None = None,
+    ) -> str:
+        """Uploads the graph to a Hub dataset repository: Parquet shards, images embedded, and a dataset card.
+
+        The repository holds four configs, each ``data/<config>/train-XXXXX-of-YYYYY.parquet``: ``triplets``
+        (head, relation, tail), ``entities`` (key, source, views), ``relations`` (text) and ``images`` (path,
+        image): every image file that an IMAGE or REGION view points to, its bytes unchanged, as a `datasets.Image`
+        column, so the dataset is self-contained (a path on this machine means nothing on another) and the Hub's
+        viewer shows the pictures. ``knowledge_graph.json`` is `save_to_disk`'s metadata without the local root,
+        and ``README.md`` a dataset card naming the sources with their licenses, the counts and the load report.
+        Data files of an earlier upload to the same revision are deleted by the upload, so a graph that
+        shrank leaves none behind. The repository is created if needed (`private` applies to a new one only) and
+        so is the branch `revision`.
+
+        Args:
+            repo_id (`str`): The dataset repository, ``"<namespace>/<name>"``.
+            licenses (`str` or `Mapping[str, str]`): The license of each source graph (see `stats()["sources"]`),
+                as Hub license ids (``"cc-by-4.0"``, ``"cc-by-sa-4.0"``, ``"other"``, ``"unknown"``); one id
+                for all of them as a `str`. The card's `license` is that id, or the list of them when sources
+                differ. Graphs carry no license, so there is no default.
+            private (`bool`, *optional*): Whether a newly created repository is private (the Hub's default
+                when `None`).
+            revision (`str`, *optional*): The branch to commit to, created from the default branch if needed;
+                the default branch when omitted.
+            commit_message (`str`, *optional*): The commit message; ``"Upload knowledge graph <name>"`` when
+                omitted.
+            token (`str`, *optional*): A Hub token, given to `HfApi` only (never written or logged); `HfApi`'s
+                own lookup (`HF_TOKEN`, the login cache) when omitted.
+            max_shard_rows (`int`, *optional*, defaults to 1,000,000): Most rows per Parquet file.
+            max_shard_bytes (`int`, *optional*, defaults to 500 MB): Most image bytes per Parquet file of the
+                ``images`` config (`datasets`' own shard size).
+            api (`huggingface_hub.HfApi`, *optional*): The client; ``HfApi(token=token)`` when omitted.
+
+        Returns:
+            `str`: The URL of the commit.
+        """
+        from huggingface_hub import HfApi
+
+        from .graph_hub import DATA_FILES_PATTERN, check_repo_id, write_hub_folder
+
+        check_repo_id(repo_id)
+        api = api or HfApi(token=token)
+        with tempfile.TemporaryDirectory() as folder:
+            write_hub_folder(
+                self, folder, repo_id, licenses, max_shard_rows=max_shard_rows, max_shard_bytes=max_shard_bytes
+            )
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message or f"Upload knowledge graph {self.name}",
+                delete_patterns=DATA_FILES_PATTERN,
+            )
+        return str(getattr(commit, "commit_url", commit))
+
+    @classmethod
+    def from_hub(
+        cls,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        images_dir: str | os.PathLike | None = None,
+        api: HfApi | None = None,
+    ) -> KnowledgeGraph:
+        """Downloads a graph uploaded by `push_to_hub` and writes its images to local files.
+
+        The repository is downloaded to the Hugging Face cache (`snapshot_download`); then the Parquet shards are
+        read one row group at a time, so memory holds one row group of images, never the whole graph: images
+        are written to files as they come, the entities go to an Arrow file that is memory-mapped (as
+        `load_from_disk` does) and the triplets straight into their int64 arrays.
+
+        Args:
+            repo_id (`str`): The dataset repository, ``"<namespace>/<name>"``.
+            revision (`str`, *optional*): Branch, tag or commit; the default branch when omitted.
+            token (`str`, *optional*): A Hub token, given to `HfApi` only; `HfApi`'s own lookup when omitted.
+            cache_dir (`str` or `os.PathLike`, *optional*): The Hugging Face cache to download to.
+            images_dir (`str` or `os.PathLike`, *optional*): Where the image files and the entities' Arrow file
+                are written; ``knowledge_clip/`` inside the downloaded snapshot when omitted (one per commit, so
+                it is removed with the snapshot by ``hf cache delete``).
+            api (`huggingface_hub.HfApi`, *optional*): The client; ``HfApi(token=token)`` when omitted.
+
+        Returns:
+            `KnowledgeGraph`: The graph, equal to the one uploaded; its `root` is `images_dir` when it has image
+            views, else `None`.
+        """
+        from huggingface_hub import HfApi
+
+        from .graph_hub import check_repo_id, load_hub_folder
+
+        check_repo_id(repo_id)
+        api = api or HfApi(token=token)
+        snapshot = api.snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision, cache_dir=cache_dir)
+        return load_hub_folder(snapshot, images_dir)
+
+
+def _table_features() -> dict[str, Any]:
+    """The `datasets.Features` of each table of `KnowledgeGraph._tables`, by name."""
+    import datasets
+
+    views_feature = datasets.List(
+        {
+            "kind": datasets.Value("int8"),
+            "text": datasets.Value("string"),
+            "path": datasets.Value("string"),
+            "box": datasets.List(datasets.Value("float64")),
+        }
+    )
+    return {
+        "triplets": datasets.Features({name: datasets.Value("int64") for name in ("head", "relation", "tail")}),
+        "entities": datasets.Features(
+            {"key": datasets.Value("string"), "source": datasets.Value("int64"), "views": views_feature}
+        ),
+        "relations": datasets.Features({"text": datasets.Value("string")}),
+    }
+
+
+def _read_metadata(metadata_file: Path, missing: str) -> dict[str, Any]:
+    """Reads ``knowledge_graph.json``, refusing a missing file (the error says `missing`), bad JSON, other format
+    versions and missing or mistyped fields with errors that name the file and field."""
+    if not metadata_file.is_file():
+        raise FileNotFoundError(f"{metadata_file} not found: {missing}")
+    try:
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise KnowledgeCLIPDataError(f"not valid JSON ({error})", file=metadata_file) from None
+    if not isinstance(metadata, dict) or metadata.get("format_version") != _FORMAT_VERSION:
+        found = metadata.get("format_version") if isinstance(metadata, dict) else None
+        raise KnowledgeCLIPDataError(
+            f"unsupported format_version {found!r}; this version of knowledge_clip reads {_FORMAT_VERSION}",
+            file=metadata_file,
+            field="format_version",
+        )
+    for key, (types, description) in _METADATA_FIELDS.items():
+        if not isinstance(metadata.get(key), types):
+            raise KnowledgeCLIPDataError(f"missing or not {description}", file=metadata_file, field=key)
+    return metadata
 
 
 def _rebase_view(record: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from .configuration_knowledge_clip import KnowledgeCLIPConfig
+from .graph_hub import check_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -485,9 +486,8 @@ def save_for_hub(
 
 def _check_repo_ids(repo_id: str, clip_repo_id: str) -> None:
     """Both ids must be `<namespace>/<name>`: an upload to a bare name would go to a different repository."""
-    for name, value in (("repo_id", repo_id), ("clip_repo_id", clip_repo_id)):
-        if value.count("/") != 1 or not all(value.split("/")):
-            raise ValueError(f"{name} must be '<namespace>/<name>', got {value!r}.")
+    check_repo_id(repo_id)
+    check_repo_id(clip_repo_id, "clip_repo_id")
 
 
 def upload_for_hub(

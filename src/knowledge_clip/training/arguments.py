@@ -124,7 +124,8 @@ class DataArguments:
         dataset (`list[str]`, *optional*):
             Sources as `kind:path[:weight]`, repeatable: `--dataset visual_genome:/data/vg --dataset
             conceptnet:/data/cn.csv.gz:0.3`. Kinds: `conceptnet`, `visual_genome`, `visualsem`, `image_text`, `demo`
-            (a demo world directory, built when absent). Defaults to the demo world in `demo_dir`.
+            (a demo world directory, built when absent), `hub` (`hub:<namespace>/<name>[@revision]`, a graph uploaded
+            with `KnowledgeGraph.push_to_hub`). Defaults to the demo world in `demo_dir`.
         demo_dir (`str`, *optional*, defaults to `"demo_world"`):
             Where the default demo world lives.
         demo_size (`str`, *optional*, defaults to `"default"`):
@@ -143,7 +144,10 @@ class DataArguments:
 
     dataset: list[str] = field(
         default_factory=list,
-        metadata={"help": "kind:path[:weight], repeatable.", "action": "extend"},
+        metadata={
+            "help": "kind:path[:weight] or hub:namespace/name[@revision][:weight], repeatable.",
+            "action": "extend",
+        },
     )
     demo_dir: str = field(default="demo_world", metadata={"help": "Directory of the default demo world."})
     demo_size: str = field(default="default", metadata={"help": "Demo world size: tiny, default or large."})

@@ -1,7 +1,8 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """
-The training mixture: `--dataset kind:path[:weight]` sources, read by the loader registered for their kind, split into
-training and validation triplets.
+The training mixture: `--dataset kind:path[:weight]` sources, read by the loader registered for their kind (or, for
+`hub:<namespace>/<name>[@revision]`, downloaded with `KnowledgeGraph.from_hub`), split into training and validation
+triplets.
 """
 
 import os
@@ -13,11 +14,13 @@ import numpy as np
 from ..data import LOADERS
 from ..data.demo_world import build_demo_world
 from ..graph import KnowledgeGraph
+from ..graph_hub import check_repo_id
 from .errors import TrainingConfigurationError
 
 __all__ = ["DatasetSpec", "KnowledgeMixture", "load_mixture", "parse_dataset_spec"]
 
 DEMO_KIND = "demo"
+HUB_KIND = "hub"
 
 
 @dataclass(frozen=True)
@@ -26,26 +29,33 @@ class DatasetSpec:
     One `--dataset` source.
 
     Args:
-        kind (`str`): A key of `knowledge_clip.data.LOADERS`, or `"demo"` (a whole demo world).
-        path (`str`): What the loader reads (file or directory; for `demo`, the world's directory).
+        kind (`str`): A key of `knowledge_clip.data.LOADERS`, `"demo"` (a whole demo world) or `"hub"` (a graph
+            uploaded with `KnowledgeGraph.push_to_hub`).
+        path (`str`): What the loader reads (file or directory; for `demo`, the world's directory; for `hub`, the
+            dataset repository id).
         weight (`float`, *optional*): Relative sampling weight; `None` leaves it to the triplet count.
+        revision (`str`, *optional*): For `hub`, the branch, tag or commit; the default branch when `None`.
     """
 
     kind: str
     path: str
     weight: float | None = None
+    revision: str | None = None
 
 
 def parse_dataset_spec(spec: str) -> DatasetSpec:
     """
-    Parses `kind:path[:weight]`. The weight is the part after the last colon when it reads as a number, so paths
-    containing colons still work. A `demo` path may be absent (the world is built there); any other must exist.
+    Parses `kind:path[:weight]`, or `hub:<namespace>/<name>[@revision][:weight]` for a graph on the Hub. The weight
+    is the part after the last colon when it reads as a number, so paths containing colons still work. A `demo` path
+    may be absent (the world is built there); a `hub` one is a repository id (nothing is downloaded here); any other
+    must exist.
 
     Raises:
-        TrainingConfigurationError: with a one-line message for an unknown kind, an empty or missing path or a negative weight.
+        TrainingConfigurationError: with a one-line message for an unknown kind, an empty or missing path, a hub id that
+            is not `<namespace>/<name>` or a negative weight.
     """
     kind, separator, rest = spec.partition(":")
-    kinds = sorted([*LOADERS, DEMO_KIND])
+    kinds = sorted([*LOADERS, DEMO_KIND, HUB_KIND])
     if kind not in kinds:
         raise TrainingConfigurationError(
             f"--dataset {spec!r}: unknown kind {kind!r}; expected one of {kinds} as kind:path[:weight]."
@@ -62,6 +72,13 @@ def parse_dataset_spec(spec: str) -> DatasetSpec:
         raise TrainingConfigurationError(f"--dataset {spec!r}: missing path; expected {kind}:PATH[:WEIGHT].")
     if weight is not None and not weight >= 0:
         raise TrainingConfigurationError(f"--dataset {spec!r}: the weight must be a number >= 0, got {tail}.")
+    if kind == HUB_KIND:
+        repo_id, _, revision = path.partition("@")
+        try:
+            check_repo_id(repo_id, "the hub id")
+        except ValueError as error:
+            raise TrainingConfigurationError(f"--dataset {spec!r}: {error}") from None
+        return DatasetSpec(kind, repo_id, weight, revision or None)
     if kind != DEMO_KIND and not os.path.exists(path):
         raise TrainingConfigurationError(f"--dataset {spec!r}: path not found.")
     return DatasetSpec(kind, path, weight)
@@ -141,10 +158,7 @@ def load_mixture(
                 LOADERS["visualsem"](world.visualsem),
             ]
         else:
-            try:
-                loaded = [LOADERS[spec.kind](spec.path)]
-            except (ValueError, OSError) as error:
-                raise TrainingConfigurationError(f"--dataset {spec.kind}:{spec.path}: {_one_line(error)}") from None
+            loaded = [_read_graph(spec)]
         graphs.extend(loaded)
         weights.extend([spec.weight] * len(loaded))
     mixture_weights = None if all(w is None for w in weights) else [1.0 if w is None else w for w in weights]
@@ -156,6 +170,16 @@ def load_mixture(
         train_triplets.append(split["train"])
         valid_triplets.append(split["valid"])
     return KnowledgeMixture(graphs, train_graphs, train_triplets, valid_triplets, mixture_weights)
+
+
+def _read_graph(spec: DatasetSpec) -> KnowledgeGraph:
+    try:
+        if spec.kind == HUB_KIND:
+            return KnowledgeGraph.from_hub(spec.path, revision=spec.revision)
+        return LOADERS[spec.kind](spec.path)
+    except (ValueError, OSError) as error:  # huggingface_hub's errors (not found, offline, ...) are OSErrors
+        where = spec.path + (f"@{spec.revision}" if spec.revision else "")
+        raise TrainingConfigurationError(f"--dataset {spec.kind}:{where}: {_one_line(error)}") from None
 
 
 def _build_world(path: str, seed: int, size: str):
