@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
+from graph_utils import assert_same_graph
 
 from knowledge_clip.data import conceptnet
 from knowledge_clip.data.conceptnet import load_conceptnet, relation_text, uri_to_label
@@ -444,19 +445,6 @@ def cached(tmp_path, monkeypatch):
     monkeypatch.setattr(conceptnet._ConceptNetReader, "read", counted_read)
     lines = [*VALID, "not\ta\tconceptnet\trow", assertion("/r/IsA", "/c/fr/chat", "/c/fr/animal")]
     return write(tmp_path / "assertions.csv.gz", lines, compress=True), tmp_path / "cache", parses
-
-
-def assert_same_graph(loaded, parsed):
-    assert (loaded.name, loaded.root, loaded.relations) == (parsed.name, parsed.root, parsed.relations)
-    for column in ("heads", "relation_ids", "tails"):
-        np.testing.assert_array_equal(getattr(loaded, column), getattr(parsed, column))
-    assert [loaded.entity_key(i) for i in range(loaded.num_entities)] == [
-        parsed.entity_key(i) for i in range(parsed.num_entities)
-    ]
-    assert [loaded.entity_views(i) for i in range(loaded.num_entities)] == [
-        parsed.entity_views(i) for i in range(parsed.num_entities)
-    ]
-    assert loaded.report.to_dict() == parsed.report.to_dict()
 
 
 def test_a_second_load_reads_the_cache_and_equals_the_parse(cached):

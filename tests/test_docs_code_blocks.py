@@ -12,7 +12,7 @@ Pages name datasets under /data and checkpoints by Hub id; they resolve locally 
 - `/data/` becomes `data/` in every block and config (the tests cannot write /data), and `data/...` and the
   fine-tuning data's relative paths are copies of demo-world files in the same published formats (DATA_LAYOUT);
 - the Hub ids in HUB_IDS load tiny local checkpoints from a Hub cache of this session (HF_HUB_OFFLINE=1);
-- `HfApi` is a local fake, so the push examples run and upload nothing.
+- `HfApi` is a local fake, so the push examples run and upload nothing (graphs go to local folders and come back).
 Only sizes are substituted in the text (SIZE_SUBSTITUTIONS), and each substitution must still apply.
 """
 
@@ -29,6 +29,7 @@ import huggingface_hub.constants
 import pytest
 import yaml
 from accelerate.state import AcceleratorState, GradientState
+from graph_utils import FakeHub
 from huggingface_hub import HfApi
 from tiny import solid_image
 from training_utils import REPO, TINY_ARGS, TINY_EVALUATE_ARGS, TINY_FINETUNE_ARGS, load_example, run_pretrain
@@ -319,6 +320,9 @@ def test_page_code_blocks_run(page, demo_outputs, hub_cache, tmp_path, monkeypat
     monkeypatch.chdir(workdir)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))
     monkeypatch.setattr("knowledge_clip.hub.HfApi", lambda: mock.create_autospec(HfApi, instance=True))
+    # Graphs go to a local stand-in of the Hub and come back from it (the methods import `HfApi` when called).
+    graph_hub = FakeHub(tmp_path / "graph-hub")
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: graph_hub.api)
     namespace = {"__name__": "__main__"}
     for block in code_blocks(page):
         if block.language not in EXEMPT_LANGUAGES:
