@@ -21,7 +21,7 @@ RUNTIME = [
 EXTRAS = {
     "train": ["tensorboard>=2.15", "matplotlib>=3.8", "tqdm>=4.66"],
     "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
-    "dev": ["pytest>=8", "ruff>=0.6", "pandas>=2", "scikit-learn>=1.4"],
+    "dev": ["pytest>=8", "ruff>=0.6", "pandas>=2", "scikit-learn>=1.4", "psutil>=5"],  # psutil: stacks of hung runs
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
 # Opt-in, outside "all": trackio 0.43 pins pillow<13 and brings a web stack the tests do not need.

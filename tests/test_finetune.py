@@ -6,6 +6,7 @@ batch; a run killed with SIGKILL and resumed equals the uninterrupted one; bad i
 task glue of `knowledge_clip.training.finetuning` in process.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from tiny import solid_image, tiny_config
@@ -189,9 +191,30 @@ def run_finetune(args, processes=0, **env):
         command = [str(ACCELERATE), "launch", *multi, "--num_processes", str(processes), "--num_machines", "1",
                    "--mixed_precision", "no", "--dynamo_backend", "no", str(FINETUNE), *args]  # fmt: skip
     extra = {"ACCELERATE_USE_CPU": "1"} if processes > 1 else {}
-    return subprocess.run(
-        command, env=environment(**extra, **env), capture_output=True, text=True, timeout=180, cwd=REPO
+    # A run that hangs (a rare one of the two-process run did, twice, in full suites) is aborted, launcher and workers
+    # (torch's launcher starts them in sessions of their own), and their faulthandler stacks are the failure message.
+    process = subprocess.Popen(
+        command,
+        env=environment(**extra, **env, PYTHONFAULTHANDLER="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        for member in reversed(tree):  # workers first, so that they print before the launcher reacts
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGABRT)
+        psutil.wait_procs(tree, timeout=30)
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
+        stdout, stderr = process.communicate()
+        pytest.fail(f"timed out after 180 s: {' '.join(command)}\nstacks:\n{stderr[-20000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def weights(folder):
