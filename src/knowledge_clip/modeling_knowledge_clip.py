@@ -630,7 +630,7 @@ class KnowledgeCLIPModel(CLIPModel):
         # The buckets partition the rows: concatenating them and indexing with the inverse permutation restores the
         # input order (with gradient).
         input_order = torch.argsort(torch.cat(buckets))
-        max_width = int(lengths.max())
+        max_width = max(p.last_hidden_state.shape[1] for p in passes)  # the widest bucket, read without a host sync
 
         def in_input_order(pieces: list[torch.Tensor], sequence_dims: tuple[int, ...] = ()) -> torch.Tensor:
             padded = []
