@@ -156,6 +156,51 @@ def test_joint_features_equal_literal_per_pair(checkpoints, processor):
         assert torch.allclose(output.last_hidden_state[row, :length], hidden, atol=1e-5)
 
 
+@torch.no_grad()
+def test_joint_features_with_relation_features_equal_literal(checkpoints, processor):
+    model, _, _ = checkpoints
+    red, blue = solid_image((220, 30, 30)), solid_image((30, 30, 220))
+    texts = ["a red square", "a blue circle left of a red square"]
+    inputs = processor(text=texts, images=[red, blue], padding=True, return_tensors="pt")
+    torch.manual_seed(1)
+    task_token = torch.randn(model.config.fusion_encoder_config.hidden_size)
+    output = model.get_joint_features(**inputs, relation_features=task_token)
+    masked = model.get_joint_features(**inputs, relation_features=torch.zeros_like(task_token))
+    assert torch.allclose(masked.pooler_output, model.get_joint_features(**inputs).pooler_output, atol=1e-6)
+    entities = processor(triplets=[(red, "image of", texts[0]), (blue, "image of", texts[1])])
+    literal = LiteralKnowledgeCLIP(model, model.to_clip().eval(), entities)
+    for row, image_slot in enumerate([2, 3]):
+        sequence, relation_position = literal.sequence(image_slot, None, row)
+        sequence[relation_position] += task_token  # x_r = the task token, with the relation role encoding
+        hidden = model.fusion_encoder(inputs_embeds=sequence[None]).last_hidden_state[0]
+        assert torch.allclose(output.pooler_output[row], hidden[0], atol=1e-5)
+        assert not torch.allclose(output.pooler_output[row], masked.pooler_output[row], atol=1e-3)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_task_token_starts_at_the_masked_reading_and_learns(checkpoints, processor, task, tmp_path):
+    _, knowledge_dir, _ = checkpoints
+    cls, overrides = TASKS[task]
+    torch.manual_seed(0)
+    masked = cls.from_pretrained(knowledge_dir, **overrides).eval()
+    torch.manual_seed(0)
+    model = cls.from_pretrained(knowledge_dir, **overrides, joint_relation="task_token").eval()
+    assert masked.task_token is None and torch.equal(model.task_token, torch.zeros_like(model.task_token))
+    inputs = _inputs(processor, task)
+    output = model(**inputs)
+    with torch.no_grad():
+        assert torch.allclose(output.logits, masked(**inputs).logits, atol=1e-6)
+    output.loss.backward()
+    assert model.task_token.grad is not None and model.task_token.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.task_token.normal_()
+    model.save_pretrained(tmp_path)
+    loaded = cls.from_pretrained(tmp_path).eval()
+    assert loaded.config.joint_relation == "task_token" and torch.equal(loaded.task_token, model.task_token)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
+
+
 def test_processor_two_images_per_example(processor):
     inputs = _inputs(processor, "nlvr2", labels=False)
     assert inputs["pixel_values"].shape[:2] == (2, 2)

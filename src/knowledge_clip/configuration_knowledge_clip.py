@@ -6,6 +6,9 @@ from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig, PreTraine
 
 _CLIP_BOOKKEEPING_KEYS = ("model_type", "transformers_version", "architectures", "_name_or_path", "auto_map")
 
+JOINT_RELATIONS = ("masked", "task_token")
+"""The readings of the relation slot of the task models' joint image-text sequence (`KnowledgeCLIPConfig.joint_relation`)."""
+
 
 @strict
 class KnowledgeFusionConfig(PreTrainedConfig):
@@ -37,6 +40,10 @@ class KnowledgeFusionConfig(PreTrainedConfig):
             [`KnowledgeCLIPConfig`] from its towers (text positions, image patches + 1) when left unset.
         num_images (`int`, *optional*, defaults to 1):
             Images per example of [`KnowledgeCLIPForImageTextClassification`]: 1 for visual entailment, 2 for NLVR2.
+        joint_relation (`str`, *optional*, defaults to `"masked"`):
+            What the relation slot of the task models' joint sequence `X(image, ·, text)` holds: `"masked"`, the zero
+            token of Eq. 6 (the sequence E2R pre-trains), or `"task_token"`, a learned vector of the task model
+            (`task_token`), initialised at zero so that fine-tuning starts from exactly the masked reading.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser of the fusion weights.
     """
@@ -140,6 +147,7 @@ class KnowledgeCLIPConfig(CLIPConfig):
     knowledge_temperature: float | int = 0.07
     kd_temperature: float | int = 1.0
     num_images: int = 1
+    joint_relation: str = "masked"
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -172,6 +180,10 @@ class KnowledgeCLIPConfig(CLIPConfig):
             raise ValueError(f"graph_num_layers must be >= 0, got {self.graph_num_layers}.")
         if self.num_images < 1:
             raise ValueError(f"num_images must be >= 1, got {self.num_images}.")
+        if self.joint_relation not in JOINT_RELATIONS:
+            raise ValueError(
+                f"joint_relation must be one of {', '.join(JOINT_RELATIONS)}, got {self.joint_relation!r}."
+            )
         if self.graph_num_neighbors < 1:
             raise ValueError(f"graph_num_neighbors must be >= 1, got {self.graph_num_neighbors}.")
         seen = set()

@@ -7,7 +7,7 @@ registered for the auto classes copies everything `AutoModel.from_pretrained(...
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -727,6 +727,7 @@ class KnowledgeCLIPModel(CLIPModel):
         pixel_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         image_text_pairs: torch.Tensor | None = None,
+        relation_features: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
         return_token_states: bool = False,
         **kwargs,
@@ -735,7 +736,8 @@ class KnowledgeCLIPModel(CLIPModel):
         The joint representation of (image, text) pairs through the fusion encoder: the sequence `X(i, -, t)` with the
         image's tokens in the head slot, the text's tokens in the tail slot and the relation slot masked (Eq. 6), read
         at index 0 (Eq. 4). This is the sequence the E2R objective pre-trains on every image-text triplet (it reads
-        `R(h, -, t)` from it), so a pre-trained fusion encoder already relates the two; see docs/concepts.md.
+        `R(h, -, t)` from it), so a pre-trained fusion encoder already relates the two; see docs/concepts.md. With
+        `relation_features` the relation slot holds that vector instead (a task model's learned task token).
 
         Each image and each text goes through its tower once, however many pairs it is in.
 
@@ -744,6 +746,9 @@ class KnowledgeCLIPModel(CLIPModel):
             pixel_values (`torch.Tensor` of shape `(num_images, 3, H, W)`): the images.
             image_text_pairs (`torch.LongTensor` of shape `(num_pairs, 2)`, *optional*): `(image row, text row)` of each
                 pair; row `k` with row `k` when `None` (then `num_images` must equal `num_texts`).
+            relation_features (`torch.Tensor` of shape `(fusion_hidden_size,)`, *optional*): the feature of every pair's
+                relation slot (it gets the relation role encoding, as a relation would); masked when `None`. A zero
+                vector gives exactly the masked sequence.
             interpolate_pos_encoding (`bool`, *optional*, defaults to `False`): for images at another resolution.
             return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output; the image
                 tokens of pair `k` are at positions `1 .. relation_positions[k] - 1`, its text tokens after
@@ -767,8 +772,14 @@ class KnowledgeCLIPModel(CLIPModel):
             entity_pixel_values=pixel_values,
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
+        relations = None
+        if relation_features is not None:  # the one relation row every pair's relation slot reads
+            entities = replace(entities, relation_tokens=relation_features.view(1, -1))
+            relations = torch.zeros_like(image_text_pairs[:, 0])
         # Texts take the first entity slots, images the ones after them.
-        sequences = masked_sequences(heads=image_text_pairs[:, 0] + num_texts, tails=image_text_pairs[:, 1])
+        sequences = masked_sequences(
+            heads=image_text_pairs[:, 0] + num_texts, relations=relations, tails=image_text_pairs[:, 1]
+        )
         return self.fuse(entities, *sequences, return_token_states=return_token_states, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -1024,7 +1035,10 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
     `from_pretrained` reads a Knowledge-CLIP checkpoint (its pre-trained fusion encoder is kept), a task checkpoint,
     or a plain CLIP checkpoint, whose towers are loaded into a fresh Knowledge-CLIP: the baseline every comparison
     needs. Config fields given as keyword arguments (`num_labels`, `id2label`, `label2id`, `num_images`,
-    `fusion_encoder_config`, ...) override the checkpoint's.
+    `joint_relation`, `fusion_encoder_config`, ...) override the checkpoint's.
+
+    With `config.joint_relation == "task_token"` the model has a learned `task_token` `(fusion_hidden_size,)` in the
+    relation slot of every joint sequence; it starts at zero, i.e. at the masked reading.
     """
 
     config: KnowledgeCLIPConfig
@@ -1035,6 +1049,19 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = False
     _supports_attention_backend = True
     _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "CLIPVisionEmbeddings", "KnowledgeFusionLayer"]
+
+    def __init__(self, config: KnowledgeCLIPConfig):
+        super().__init__(config)
+        self.knowledge_clip = KnowledgeCLIPModel(config)
+        task_token = None
+        if config.joint_relation == "task_token":
+            task_token = nn.Parameter(torch.zeros(config.fusion_encoder_config.hidden_size))
+        self.register_parameter("task_token", task_token)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, KnowledgeCLIPPreTrainedModel) and module.task_token is not None:
+            init.zeros_(module.task_token)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
@@ -1073,6 +1100,7 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
             pixel_values=pixel_values.flatten(0, 1),
             attention_mask=attention_mask,
             image_text_pairs=torch.stack([image_rows, examples], dim=1),
+            relation_features=self.task_token,
             interpolate_pos_encoding=interpolate_pos_encoding,
             **kwargs,
         )
@@ -1089,7 +1117,6 @@ class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        self.knowledge_clip = KnowledgeCLIPModel(config)
         hidden_size = config.fusion_encoder_config.hidden_size
         self.classifier = nn.Sequential(
             nn.Linear(hidden_size, hidden_size * 2),
@@ -1139,7 +1166,6 @@ class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        self.knowledge_clip = KnowledgeCLIPModel(config)
         width = config.fusion_encoder_config.hidden_size * config.num_images
         self.classifier = nn.Sequential(
             nn.Linear(width, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, config.num_labels)

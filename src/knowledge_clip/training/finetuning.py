@@ -36,7 +36,7 @@ from transformers import CLIPConfig, CLIPProcessor, PretrainedConfig
 from transformers.utils import logging as transformers_logging
 
 from .. import hub
-from ..configuration_knowledge_clip import KnowledgeCLIPConfig
+from ..configuration_knowledge_clip import JOINT_RELATIONS, KnowledgeCLIPConfig
 from ..data.images import open_image
 from ..evaluation.metrics import load_metric
 from ..evaluation.retrieval import retrieval_ranks
@@ -162,6 +162,10 @@ class FinetuningArguments:
         include_restval (`bool`, *optional*, defaults to `True`):
             Retrieval only: `--train_split train` also reads COCO's `restval` images (the 113K-image training set of
             the usual recipes); `--no_include_restval` keeps the 83K `train` images only.
+        joint_relation (`str`, *optional*):
+            VQA and classification: what the relation slot of the joint image-text sequence holds, `masked` (Eq. 6)
+            or `task_token` (a learned vector, starting at zero); the checkpoint's (`masked` for a CLIP or
+            Knowledge-CLIP checkpoint) when unset. See docs/downstream.md for the measured comparison.
         answer_vocab_size (`int`, *optional*, defaults to 3129):
             VQA: the answer classes, the most frequent answers of the training annotations (3129 is the usual VQAv2
             vocabulary).
@@ -205,6 +209,12 @@ class FinetuningArguments:
     include_restval: bool = field(
         default=True, metadata={"help": "Retrieval: --train_split train also reads COCO's restval images."}
     )
+    joint_relation: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Relation slot of the joint sequence: {' or '.join(JOINT_RELATIONS)} (default: checkpoint's)."
+        },
+    )
     answer_vocab_size: int = field(default=3129, metadata={"help": "VQA: answer classes (most frequent answers)."})
     metric_for_best_model: str | None = field(default=None, metadata={"help": "Metric that selects output_dir/best."})
     check_images: bool = field(default=True, metadata={"help": "Drop examples whose image is missing at load time."})
@@ -227,6 +237,13 @@ class FinetuningArguments:
                 f"--metric_for_best_model {self.metric_for_best_model!r}: --task {self.task} reports "
                 f"{', '.join(TASK_METRICS[self.task])}."
             )
+        if self.joint_relation is not None:
+            if self.task == "retrieval":
+                raise TrainingConfigurationError("--joint_relation is for the joint-encoder tasks, not retrieval.")
+            if self.joint_relation not in JOINT_RELATIONS:
+                raise TrainingConfigurationError(
+                    f"--joint_relation must be one of {', '.join(JOINT_RELATIONS)}, got {self.joint_relation!r}."
+                )
         if self.answer_vocab_size < 1:
             raise TrainingConfigurationError(f"--answer_vocab_size must be >= 1, got {self.answer_vocab_size}.")
         for name in ("max_train_samples", "max_eval_samples"):
@@ -758,7 +775,13 @@ def check_checkpoint_labels(config_dict: dict, task: str, labels: Sequence[str],
         )
 
 
-def load_finetuning_model(task: str, model_args: ModelArguments, labels: Sequence[str] = (), source: str = "the data"):
+def load_finetuning_model(
+    task: str,
+    model_args: ModelArguments,
+    labels: Sequence[str] = (),
+    source: str = "the data",
+    joint_relation: str | None = None,
+):
     """
     The model and processor of a fine-tuning run.
 
@@ -777,6 +800,8 @@ def load_finetuning_model(task: str, model_args: ModelArguments, labels: Sequenc
         model_args (`ModelArguments`): Checkpoint, fusion sizes, dropout.
         labels (`Sequence[str]`, *optional*): The classes in label order (not for retrieval).
         source (`str`, *optional*): Where `labels` come from, for error messages.
+        joint_relation (`str`, *optional*): `config.joint_relation` of a task model; the checkpoint's when `None`. A
+            task checkpoint keeps its own (its weights depend on it).
 
     Returns:
         `tuple`: the model (training mode left to the caller), the `KnowledgeCLIPProcessor`, and a dict with
@@ -784,7 +809,7 @@ def load_finetuning_model(task: str, model_args: ModelArguments, labels: Sequenc
 
     Raises:
         TrainingConfigurationError: an unreadable checkpoint, another model type, fusion sizes for a Knowledge-CLIP
-            checkpoint, or a task checkpoint with other labels.
+            checkpoint, or a task checkpoint with other labels or another `joint_relation`.
     """
     path = model_args.model_name_or_path
     config_dict = _read_config(path)
@@ -796,6 +821,14 @@ def load_finetuning_model(task: str, model_args: ModelArguments, labels: Sequenc
     fusion_sizes = model_args.fusion_size_overrides()
     fusion = fusion_sizes | model_args.fusion_dropout_overrides()
     overrides = {}
+    is_task_checkpoint = bool(set(config_dict.get("architectures") or ()) & TASK_ARCHITECTURES)
+    if joint_relation is not None:
+        saved_relation = config_dict.get("joint_relation", "masked")
+        if is_task_checkpoint and joint_relation != saved_relation:
+            raise TrainingConfigurationError(
+                f"--joint_relation {joint_relation}: the task checkpoint {path} was trained with {saved_relation}."
+            )
+        overrides["joint_relation"] = joint_relation
     if model_type == "knowledge_clip":
         if fusion_sizes:
             raise TrainingConfigurationError(
@@ -841,8 +874,9 @@ def load_finetuning_model(task: str, model_args: ModelArguments, labels: Sequenc
                 num_images=TASK_NUM_IMAGES[task],
                 **overrides,
             )
-            is_task_checkpoint = bool(set(config_dict.get("architectures") or ()) & TASK_ARCHITECTURES)
             new_modules = [] if is_task_checkpoint else ["classifier"]
+            if model.task_token is not None and not is_task_checkpoint:
+                new_modules.append("task token")
             if model_type == "clip":
                 new_modules.insert(0, "fusion encoder")
     finally:
@@ -872,8 +906,8 @@ def finetuning_parameter_groups(
 ) -> list[dict]:
     """
     `parameter_groups` for a task model: the `KnowledgeCLIPModel` inside it is split as in pre-training (CLIP towers
-    at `tower_learning_rate`; fusion encoder and knowledge heads at `new_modules_learning_rate`), and every task head
-    (any module beside `knowledge_clip`, e.g. `classifier`) joins the new modules, with the same decay rule. A
+    at `tower_learning_rate`; fusion encoder and knowledge heads at `new_modules_learning_rate`), and every parameter
+    outside it (the `classifier`, a `task_token`) joins the new modules, with the same decay rule. A
     `KnowledgeCLIPModel` (retrieval) is split exactly as `parameter_groups` does.
 
     Args:
@@ -885,24 +919,8 @@ def finetuning_parameter_groups(
     Returns:
         `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name`.
     """
-    base = getattr(model, "knowledge_clip", None)
-    if base is None:
-        return parameter_groups(model, tower_learning_rate, new_modules_learning_rate, weight_decay)
-    groups = {
-        group["name"]: group
-        for group in parameter_groups(base, tower_learning_rate, new_modules_learning_rate, weight_decay)
-    }
-    for head in model.children():
-        if head is base:
-            continue
-        # Every parameter of a head is new: grouped by the same decay rule, at the new modules' rate.
-        for head_group in parameter_groups(head, new_modules_learning_rate, new_modules_learning_rate, weight_decay):
-            group_name = "new_modules/" + head_group["name"].split("/")[1]
-            if group_name in groups:
-                groups[group_name]["params"].extend(head_group["params"])
-            else:
-                groups[group_name] = {**head_group, "name": group_name}
-    return list(groups.values())
+    prefix = "knowledge_clip." if hasattr(model, "knowledge_clip") else ""
+    return parameter_groups(model, tower_learning_rate, new_modules_learning_rate, weight_decay, prefix)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

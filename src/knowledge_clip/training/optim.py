@@ -31,16 +31,22 @@ def _no_weight_decay(parameter: nn.Parameter, lookup_tables: set[int]) -> bool:
 
 
 def parameter_groups(
-    model: KnowledgeCLIPModel, tower_learning_rate: float, new_modules_learning_rate: float, weight_decay: float
+    model: nn.Module,
+    tower_learning_rate: float,
+    new_modules_learning_rate: float,
+    weight_decay: float,
+    base_model_prefix: str = "",
 ) -> list[dict]:
     """
     AdamW parameter groups: (CLIP towers | new modules) x (decay | no decay).
 
     Args:
-        model (`KnowledgeCLIPModel`): The model (not wrapped).
+        model (`nn.Module`): A `KnowledgeCLIPModel`, or a model holding one under `base_model_prefix` (not wrapped).
         tower_learning_rate (`float`): Learning rate of the CLIP towers, projections and `logit_scale` (paper: 1e-5).
         new_modules_learning_rate (`float`): Learning rate of the fusion encoder and heads (paper: 1e-3).
         weight_decay (`float`): Decay of the weight matrices (see `_no_weight_decay` for what is exempt).
+        base_model_prefix (`str`, *optional*, defaults to `""`): Where the `KnowledgeCLIPModel` sits in `model`
+            (`"knowledge_clip."` in a task model); every parameter outside it (task heads, a task token) is new.
 
     Returns:
         `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name`.
@@ -50,7 +56,9 @@ def parameter_groups(
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        part = "new_modules" if name.startswith(NEW_MODULE_PREFIXES) else "towers"
+        in_base = name.startswith(base_model_prefix)
+        is_new = not in_base or name.removeprefix(base_model_prefix).startswith(NEW_MODULE_PREFIXES)
+        part = "new_modules" if is_new else "towers"
         decay = "no_decay" if _no_weight_decay(parameter, lookup_tables) else "decay"
         group = groups.setdefault(
             (part, decay),
