@@ -140,7 +140,7 @@ def main(argv=None):
     set_seed(args.seed)  # before the new modules are initialised
     source = f"the {'answer vocabulary' if task == 'vqa' else 'labels'} of --train_file {task_args.train_file}"
     model, processor, model_info = load_finetuning_model(
-        task, model_args, train_data.labels, source, task_args.joint_relation
+        task, model_args, train_data.labels, source, task_args.task_model_settings()
     )
     logger.info(
         f"{type(model).__name__} from the {model_info['checkpoint_type']} checkpoint {model_args.model_name_or_path}; "

@@ -40,6 +40,7 @@ def test_round_trip(tmp_path):
         ({"graph_num_neighbors": 0}, "graph_num_neighbors must be >= 1"),
         ({"graph_num_layers": -1}, "graph_num_layers must be >= 0"),
         ({"joint_relation": "relation"}, "joint_relation must be one of masked, task_token"),
+        ({"task_head_inputs": "towers"}, "task_head_inputs must be one of joint, joint_and_towers"),
         ({"relation_vocab": ["is a", "is a"]}, "appears twice"),
         ({"relation_vocab": ["is a", " "]}, "relation_vocab\\[1\\] must be a non-empty string"),
         ({"graph_num_layers": "2"}, "expected int"),

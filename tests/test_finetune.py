@@ -425,6 +425,7 @@ def test_id2label_mismatch_is_a_one_line_error(workspace, tmp_path):
         (["--benchmark_demo_world"], "--benchmark_demo_world is a pre-training option"),
         (["--test_subsets_file", "subsets.json"], "--test_subsets_file needs --test_file"),
         (["--joint_relation", "relation"], "--joint_relation must be one of masked, task_token"),
+        (["--task_head_inputs", "towers"], "--task_head_inputs must be one of joint, joint_and_towers"),
     ],
 )
 def test_bad_invocations_fail_before_any_work(workspace, change, expected):
@@ -476,7 +477,7 @@ def test_task_heads_count_as_new_modules(workspace):
 def test_task_token_is_a_new_module_and_a_task_checkpoint_keeps_its_joint_relation(workspace, tmp_path):
     knowledge = ModelArguments(model_name_or_path=str(workspace / "knowledge"))
     model, processor, info = load_finetuning_model(
-        "snli_ve", knowledge, SNLI_VE, "SNLI-VE", joint_relation="task_token"
+        "snli_ve", knowledge, SNLI_VE, "SNLI-VE", {"joint_relation": "task_token"}
     )
     assert info["new_modules"] == ["classifier", "task token"] and not model.task_token.any()
     groups = {g["name"]: g for g in finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05)}
@@ -487,7 +488,7 @@ def test_task_token_is_a_new_module_and_a_task_checkpoint_keeps_its_joint_relati
     loaded, _, info = load_finetuning_model("snli_ve", task, SNLI_VE, "SNLI-VE")
     assert loaded.config.joint_relation == "task_token" and info["new_modules"] == []
     with pytest.raises(TrainingConfigurationError, match="--joint_relation masked: the task checkpoint .* task_token"):
-        load_finetuning_model("snli_ve", task, SNLI_VE, "SNLI-VE", joint_relation="masked")
+        load_finetuning_model("snli_ve", task, SNLI_VE, "SNLI-VE", {"joint_relation": "masked"})
     with pytest.raises(TrainingConfigurationError, match="--joint_relation is for the joint-encoder tasks"):
         FinetuningArguments(task="retrieval", joint_relation="task_token")
 

@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny import solid_image, tiny_config
 from transformers import AutoModelForSequenceClassification, AutoModelForVisualQuestionAnswering, pipeline
 
@@ -197,6 +198,37 @@ def test_task_token_starts_at_the_masked_reading_and_learns(checkpoints, process
     model.save_pretrained(tmp_path)
     loaded = cls.from_pretrained(tmp_path).eval()
     assert loaded.config.joint_relation == "task_token" and torch.equal(loaded.task_token, model.task_token)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_joint_and_towers_head_reads_y_and_the_towers_terms(checkpoints, processor, task, tmp_path):
+    _, knowledge_dir, _ = checkpoints
+    cls, overrides = TASKS[task]
+    model = cls.from_pretrained(knowledge_dir, **overrides, task_head_inputs="joint_and_towers").eval()
+    base = model.knowledge_clip
+    seen = []
+    model.classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    inputs = _inputs(processor, task)
+    output = model(**inputs)
+    # Literally: per (example, image), [Y, u, v, u * v] with u, v the towers' unit embeddings times sqrt(dim).
+    num_images = overrides.get("num_images", 1)
+    pixels = inputs["pixel_values"].reshape(-1, *inputs["pixel_values"].shape[-3:])
+    with torch.no_grad():
+        scale = model.config.projection_dim**0.5
+        u = F.normalize(base.get_image_features(pixel_values=pixels).pooler_output, dim=-1) * scale
+        v = F.normalize(base.get_text_features(inputs["input_ids"], inputs["attention_mask"]).pooler_output, dim=-1)
+        v = (v * scale).repeat_interleave(num_images, dim=0)
+        joint = output.joint_embeds.flatten(0, 1)
+        expected = torch.cat([joint, u, v, u * v], dim=-1).view(2, -1)
+    assert seen[0].reshape(2, -1).shape == (2, num_images * model.head_width)
+    assert torch.allclose(seen[0].reshape(2, -1), expected, atol=1e-5)
+    output.loss.backward()
+    assert base.text_projection.weight.grad.abs().sum() > 0 and base.visual_projection.weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    loaded = cls.from_pretrained(tmp_path).eval()
+    assert loaded.config.task_head_inputs == "joint_and_towers"
     with torch.no_grad():
         assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
 

@@ -9,6 +9,9 @@ _CLIP_BOOKKEEPING_KEYS = ("model_type", "transformers_version", "architectures",
 JOINT_RELATIONS = ("masked", "task_token")
 """The readings of the relation slot of the task models' joint image-text sequence (`KnowledgeCLIPConfig.joint_relation`)."""
 
+TASK_HEAD_INPUTS = ("joint", "joint_and_towers")
+"""What the task models' classifier reads (`KnowledgeCLIPConfig.task_head_inputs`)."""
+
 
 @strict
 class KnowledgeFusionConfig(PreTrainedConfig):
@@ -44,6 +47,11 @@ class KnowledgeFusionConfig(PreTrainedConfig):
             What the relation slot of the task models' joint sequence `X(image, ·, text)` holds: `"masked"`, the zero
             token of Eq. 6 (the sequence E2R pre-trains), or `"task_token"`, a learned vector of the task model
             (`task_token`), initialised at zero so that fine-tuning starts from exactly the masked reading.
+        task_head_inputs (`str`, *optional*, defaults to `"joint"`):
+            What the task models' classifier reads per image-text pair: `"joint"`, the joint representation
+            `Y(image, ·, text)` alone (as ViLT reads its pooled output), or `"joint_and_towers"`, that and the towers'
+            embeddings `u` (image) and `v` (text), L2-normalised, with their product `u ⊙ v` (the terms of CLIP's own
+            score), so that the head reads the image through CLIP's features before the fusion encoder learns to.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialiser of the fusion weights.
     """
@@ -148,6 +156,7 @@ class KnowledgeCLIPConfig(CLIPConfig):
     kd_temperature: float | int = 1.0
     num_images: int = 1
     joint_relation: str = "masked"
+    task_head_inputs: str = "joint"
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -183,6 +192,10 @@ class KnowledgeCLIPConfig(CLIPConfig):
         if self.joint_relation not in JOINT_RELATIONS:
             raise ValueError(
                 f"joint_relation must be one of {', '.join(JOINT_RELATIONS)}, got {self.joint_relation!r}."
+            )
+        if self.task_head_inputs not in TASK_HEAD_INPUTS:
+            raise ValueError(
+                f"task_head_inputs must be one of {', '.join(TASK_HEAD_INPUTS)}, got {self.task_head_inputs!r}."
             )
         if self.graph_num_neighbors < 1:
             raise ValueError(f"graph_num_neighbors must be >= 1, got {self.graph_num_neighbors}.")

@@ -772,11 +772,33 @@ class KnowledgeCLIPModel(CLIPModel):
             entity_pixel_values=pixel_values,
             interpolate_pos_encoding=interpolate_pos_encoding,
         )
+        return self.fuse_image_text_pairs(
+            entities, image_text_pairs, relation_features, return_token_states=return_token_states, **kwargs
+        )
+
+    def fuse_image_text_pairs(
+        self,
+        entities: EntityFeatures,
+        image_text_pairs: torch.Tensor,
+        relation_features: torch.Tensor | None = None,
+        return_token_states: bool = False,
+        **kwargs,
+    ) -> KnowledgeFusionOutput:
+        """
+        [`~KnowledgeCLIPModel.get_joint_features`] on entity features already computed: for callers that also read
+        the towers' embeddings (`entities.text_embeds`, `entities.image_embeds`) of the same pass.
+
+        Args:
+            entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`] with the texts as
+                `entity_input_ids` and the images as `entity_pixel_values` (texts take the first slots).
+            image_text_pairs (`torch.LongTensor` of shape `(num_pairs, 2)`): `(image row, text row)` of each pair.
+            relation_features, return_token_states: as in `get_joint_features`.
+        """
         relations = None
         if relation_features is not None:  # the one relation row every pair's relation slot reads
             entities = replace(entities, relation_tokens=relation_features.view(1, -1))
             relations = torch.zeros_like(image_text_pairs[:, 0])
-        # Texts take the first entity slots, images the ones after them.
+        num_texts = entities.text_embeds.shape[0]
         sequences = masked_sequences(
             heads=image_text_pairs[:, 0] + num_texts, relations=relations, tails=image_text_pairs[:, 1]
         )
@@ -1038,7 +1060,8 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
     `joint_relation`, `fusion_encoder_config`, ...) override the checkpoint's.
 
     With `config.joint_relation == "task_token"` the model has a learned `task_token` `(fusion_hidden_size,)` in the
-    relation slot of every joint sequence; it starts at zero, i.e. at the masked reading.
+    relation slot of every joint sequence; it starts at zero, i.e. at the masked reading. `config.task_head_inputs`
+    says what the classifier reads per pair (`head_width` features).
     """
 
     config: KnowledgeCLIPConfig
@@ -1057,6 +1080,12 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
         if config.joint_relation == "task_token":
             task_token = nn.Parameter(torch.zeros(config.fusion_encoder_config.hidden_size))
         self.register_parameter("task_token", task_token)
+
+    @property
+    def head_width(self) -> int:
+        """Features the classifier reads per image-text pair: `Y` (fusion width), and `[u, v, u ⊙ v]` with towers."""
+        width = self.config.fusion_encoder_config.hidden_size
+        return width + (3 * self.config.projection_dim if self.config.task_head_inputs == "joint_and_towers" else 0)
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -1082,8 +1111,11 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
         attention_mask: torch.Tensor | None,
         interpolate_pos_encoding: bool,
         **kwargs,
-    ) -> tuple[torch.Tensor, KnowledgeFusionOutput]:
-        """Joint representations `(batch, num_images, hidden)` of each example's images with its text."""
+    ) -> tuple[torch.Tensor, torch.Tensor, KnowledgeFusionOutput]:
+        """
+        Each example's images with its text: the joint representations `(batch, num_images, fusion_hidden)`, the
+        classifier's inputs `(batch, num_images, head_width)` and the fusion encoder's output.
+        """
         batch_size = input_ids.shape[0]
         if pixel_values.dim() == 4:  # one image per example
             pixel_values = pixel_values.unsqueeze(1)
@@ -1093,18 +1125,31 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
                 f"pixel_values of shape {tuple(pixel_values.shape)} for {batch_size} texts: expected "
                 f"({batch_size}, {self.config.num_images}, 3, H, W) (config.num_images = {self.config.num_images})."
             )
+        entities = self.knowledge_clip.encode_entity_features(
+            entity_input_ids=input_ids,
+            entity_attention_mask=attention_mask,
+            entity_pixel_values=pixel_values.flatten(0, 1),
+            interpolate_pos_encoding=interpolate_pos_encoding,
+        )
         examples = torch.arange(batch_size, device=input_ids.device).repeat_interleave(num_images)
         image_rows = torch.arange(batch_size * num_images, device=input_ids.device)
-        fusion_output = self.knowledge_clip.get_joint_features(
-            input_ids=input_ids,
-            pixel_values=pixel_values.flatten(0, 1),
-            attention_mask=attention_mask,
-            image_text_pairs=torch.stack([image_rows, examples], dim=1),
-            relation_features=self.task_token,
-            interpolate_pos_encoding=interpolate_pos_encoding,
-            **kwargs,
+        fusion_output = self.knowledge_clip.fuse_image_text_pairs(
+            entities, torch.stack([image_rows, examples], dim=1), self.task_token, **kwargs
         )
-        return fusion_output.pooler_output.view(batch_size, num_images, -1), fusion_output
+        joint = fusion_output.pooler_output
+        head_inputs = joint
+        if self.config.task_head_inputs == "joint_and_towers":
+            # Scaled to unit RMS per feature, the scale of the layer-normed `Y`: unit vectors alone would enter the
+            # classifier about sqrt(projection_dim) times weaker than `Y`.
+            scale = self.config.projection_dim**0.5
+            image = F.normalize(entities.image_embeds, dim=-1) * scale
+            text = F.normalize(entities.text_embeds, dim=-1)[examples] * scale
+            head_inputs = torch.cat([joint, image, text, image * text], dim=-1)
+        return (
+            joint.view(batch_size, num_images, -1),
+            head_inputs.view(batch_size, num_images, -1),
+            fusion_output,
+        )
 
 
 class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
@@ -1119,7 +1164,7 @@ class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
         super().__init__(config)
         hidden_size = config.fusion_encoder_config.hidden_size
         self.classifier = nn.Sequential(
-            nn.Linear(hidden_size, hidden_size * 2),
+            nn.Linear(self.head_width, hidden_size * 2),
             nn.LayerNorm(hidden_size * 2),
             nn.GELU(),
             nn.Linear(hidden_size * 2, config.num_labels),
@@ -1144,10 +1189,10 @@ class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
                 of the vocabulary (0 for answers nobody gave); the loss is the binary cross-entropy with logits summed
                 over answers and averaged over questions (ViLT's scaling).
         """
-        joint_embeds, fusion_output = self._encode_pairs(
+        joint_embeds, head_inputs, fusion_output = self._encode_pairs(
             input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
         )
-        logits = self.classifier(joint_embeds[:, 0])
+        logits = self.classifier(head_inputs[:, 0])
         loss = None
         if labels is not None:
             loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)) * labels.shape[1]
@@ -1166,7 +1211,7 @@ class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        width = config.fusion_encoder_config.hidden_size * config.num_images
+        width = self.head_width * config.num_images
         self.classifier = nn.Sequential(
             nn.Linear(width, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, config.num_labels)
         )
@@ -1190,10 +1235,10 @@ class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
                 order (NLVR2: left, right); `(batch_size, 3, H, W)` when `config.num_images == 1`.
             labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*): class indices (`config.id2label`).
         """
-        joint_embeds, fusion_output = self._encode_pairs(
+        joint_embeds, head_inputs, fusion_output = self._encode_pairs(
             input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
         )
-        logits = self.classifier(joint_embeds.flatten(1))
+        logits = self.classifier(head_inputs.flatten(1))
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return KnowledgeCLIPClassificationOutput(
             loss=loss, logits=logits, joint_embeds=joint_embeds, fusion_model_output=fusion_output

@@ -36,7 +36,7 @@ from transformers import CLIPConfig, CLIPProcessor, PretrainedConfig
 from transformers.utils import logging as transformers_logging
 
 from .. import hub
-from ..configuration_knowledge_clip import JOINT_RELATIONS, KnowledgeCLIPConfig
+from ..configuration_knowledge_clip import JOINT_RELATIONS, TASK_HEAD_INPUTS, KnowledgeCLIPConfig
 from ..data.images import open_image
 from ..evaluation.metrics import load_metric
 from ..evaluation.retrieval import retrieval_ranks
@@ -124,6 +124,10 @@ TASK_ARCHITECTURES = {cls.__name__ for cls in TASK_MODEL_CLASSES.values()}
 # ---------------------------------------------------------------------------------------------------------------------
 # Arguments
 # ---------------------------------------------------------------------------------------------------------------------
+# The task models' config fields a fine-tuning run may set, with their choices.
+TASK_MODEL_SETTINGS = {"joint_relation": JOINT_RELATIONS, "task_head_inputs": TASK_HEAD_INPUTS}
+
+
 @dataclass
 class FinetuningArguments:
     """
@@ -166,6 +170,10 @@ class FinetuningArguments:
             VQA and classification: what the relation slot of the joint image-text sequence holds, `masked` (Eq. 6)
             or `task_token` (a learned vector, starting at zero); the checkpoint's (`masked` for a CLIP or
             Knowledge-CLIP checkpoint) when unset. See docs/downstream.md for the measured comparison.
+        task_head_inputs (`str`, *optional*):
+            VQA and classification: what the classifier reads, `joint` (the joint representation) or
+            `joint_and_towers` (and the towers' image and text embeddings with their product); the checkpoint's
+            (`joint` for a CLIP or Knowledge-CLIP checkpoint) when unset.
         answer_vocab_size (`int`, *optional*, defaults to 3129):
             VQA: the answer classes, the most frequent answers of the training annotations (3129 is the usual VQAv2
             vocabulary).
@@ -215,6 +223,10 @@ class FinetuningArguments:
             "help": f"Relation slot of the joint sequence: {' or '.join(JOINT_RELATIONS)} (default: checkpoint's)."
         },
     )
+    task_head_inputs: str | None = field(
+        default=None,
+        metadata={"help": f"What the classifier reads: {' or '.join(TASK_HEAD_INPUTS)} (default: checkpoint's)."},
+    )
     answer_vocab_size: int = field(default=3129, metadata={"help": "VQA: answer classes (most frequent answers)."})
     metric_for_best_model: str | None = field(default=None, metadata={"help": "Metric that selects output_dir/best."})
     check_images: bool = field(default=True, metadata={"help": "Drop examples whose image is missing at load time."})
@@ -237,12 +249,12 @@ class FinetuningArguments:
                 f"--metric_for_best_model {self.metric_for_best_model!r}: --task {self.task} reports "
                 f"{', '.join(TASK_METRICS[self.task])}."
             )
-        if self.joint_relation is not None:
+        for name, value in self.task_model_settings().items():
             if self.task == "retrieval":
-                raise TrainingConfigurationError("--joint_relation is for the joint-encoder tasks, not retrieval.")
-            if self.joint_relation not in JOINT_RELATIONS:
+                raise TrainingConfigurationError(f"--{name} is for the joint-encoder tasks, not retrieval.")
+            if value not in TASK_MODEL_SETTINGS[name]:
                 raise TrainingConfigurationError(
-                    f"--joint_relation must be one of {', '.join(JOINT_RELATIONS)}, got {self.joint_relation!r}."
+                    f"--{name} must be one of {', '.join(TASK_MODEL_SETTINGS[name])}, got {value!r}."
                 )
         if self.answer_vocab_size < 1:
             raise TrainingConfigurationError(f"--answer_vocab_size must be >= 1, got {self.answer_vocab_size}.")
@@ -255,6 +267,10 @@ class FinetuningArguments:
                     raise TrainingConfigurationError(f"--{name} is for --task vqa only.")
         if self.test_subsets_file is not None and (self.task == "retrieval" or self.test_file is None):
             raise TrainingConfigurationError("--test_subsets_file needs --test_file and a task other than retrieval.")
+
+    def task_model_settings(self) -> dict[str, str]:
+        """The task model's config fields that were set (`joint_relation`, `task_head_inputs`)."""
+        return {name: getattr(self, name) for name in TASK_MODEL_SETTINGS if getattr(self, name) is not None}
 
     def check_files(self) -> None:
         """
@@ -780,7 +796,7 @@ def load_finetuning_model(
     model_args: ModelArguments,
     labels: Sequence[str] = (),
     source: str = "the data",
-    joint_relation: str | None = None,
+    task_model_settings: Mapping[str, str] | None = None,
 ):
     """
     The model and processor of a fine-tuning run.
@@ -800,8 +816,8 @@ def load_finetuning_model(
         model_args (`ModelArguments`): Checkpoint, fusion sizes, dropout.
         labels (`Sequence[str]`, *optional*): The classes in label order (not for retrieval).
         source (`str`, *optional*): Where `labels` come from, for error messages.
-        joint_relation (`str`, *optional*): `config.joint_relation` of a task model; the checkpoint's when `None`. A
-            task checkpoint keeps its own (its weights depend on it).
+        task_model_settings (`Mapping[str, str]`, *optional*): `joint_relation` / `task_head_inputs` of a task
+            model; the checkpoint's when absent. A task checkpoint keeps its own (its weights depend on them).
 
     Returns:
         `tuple`: the model (training mode left to the caller), the `KnowledgeCLIPProcessor`, and a dict with
@@ -809,7 +825,7 @@ def load_finetuning_model(
 
     Raises:
         TrainingConfigurationError: an unreadable checkpoint, another model type, fusion sizes for a Knowledge-CLIP
-            checkpoint, or a task checkpoint with other labels or another `joint_relation`.
+            checkpoint, or a task checkpoint with other labels or other `task_model_settings`.
     """
     path = model_args.model_name_or_path
     config_dict = _read_config(path)
@@ -822,13 +838,11 @@ def load_finetuning_model(
     fusion = fusion_sizes | model_args.fusion_dropout_overrides()
     overrides = {}
     is_task_checkpoint = bool(set(config_dict.get("architectures") or ()) & TASK_ARCHITECTURES)
-    if joint_relation is not None:
-        saved_relation = config_dict.get("joint_relation", "masked")
-        if is_task_checkpoint and joint_relation != saved_relation:
-            raise TrainingConfigurationError(
-                f"--joint_relation {joint_relation}: the task checkpoint {path} was trained with {saved_relation}."
-            )
-        overrides["joint_relation"] = joint_relation
+    for name, value in (task_model_settings or {}).items():
+        saved = config_dict.get(name, KnowledgeCLIPConfig.__dataclass_fields__[name].default)
+        if is_task_checkpoint and value != saved:
+            raise TrainingConfigurationError(f"--{name} {value}: the task checkpoint {path} was trained with {saved}.")
+        overrides[name] = value
     if model_type == "knowledge_clip":
         if fusion_sizes:
             raise TrainingConfigurationError(
