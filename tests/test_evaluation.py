@@ -16,6 +16,7 @@ from knowledge_clip.evaluation import (
     image_text_retrieval,
     link_prediction,
     relation_prediction,
+    reranked_retrieval_ranks,
     retrieval_ranks,
     zero_shot_classification,
 )
@@ -91,6 +92,51 @@ def test_chunked_retrieval_equals_unchunked_and_a_literal_loop():
         assert torch.equal(chunked[0], whole[0]) and torch.equal(chunked[1], whole[1])
     literal = _literal_retrieval_ranks(image_embeds, text_embeds, text_to_image.tolist())
     assert whole[0].tolist() == literal[0] and whole[1].tolist() == literal[1]
+
+
+def _literal_reranked_ranks(first, second, text_to_image, top_k):
+    """Per query, the gallery in first-stage order with its top_k re-sorted by first + second; the rank is 1 + the
+    irrelevant items before the first relevant one, or the first-stage rank when no relevant item is in the top_k."""
+
+    def rank(first_row, second_row, relevant):
+        order = sorted(range(len(first_row)), key=lambda g: -first_row[g])
+        head = sorted(order[:top_k], key=lambda g: -(first_row[g] + second_row[g]))
+        reordered = head + order[top_k:] if any(relevant(g) for g in order[:top_k]) else order
+        first_relevant = next(position for position, g in enumerate(reordered) if relevant(g))
+        return 1 + first_relevant  # every item before the first relevant one is irrelevant
+
+    text_ranks = [rank(first[t], second[t], lambda g, t=t: g == text_to_image[t]) for t in range(len(first))]
+    first_t, second_t = list(zip(*first)), list(zip(*second))
+    image_ranks = [rank(first_t[i], second_t[i], lambda g, i=i: text_to_image[g] == i) for i in range(len(first_t))]
+    return image_ranks, text_ranks
+
+
+def test_reranked_retrieval_equals_a_literal_reordering():
+    generator = torch.Generator().manual_seed(1)
+    normal = lambda *shape: torch.nn.functional.normalize(torch.randn(*shape, generator=generator), dim=-1)  # noqa: E731
+    image_embeds, rerank_images = normal(17, 8), normal(17, 6)
+    text_to_image = torch.cat([torch.arange(17), torch.randint(0, 17, (25,), generator=generator)])
+    text_embeds = torch.nn.functional.normalize(image_embeds[text_to_image] + normal(42, 8), dim=-1)
+    rerank_texts = normal(42, 6)
+    first = (text_embeds @ image_embeds.T).tolist()
+    second = (rerank_texts @ rerank_images.T).tolist()
+    plain = retrieval_ranks(image_embeds, text_embeds, text_to_image)
+    for top_k in (1, 3, 8, 100):
+        for chunk_size in (1, 7, 1024):
+            ranks = reranked_retrieval_ranks(
+                image_embeds, text_embeds, text_to_image, rerank_images, rerank_texts, top_k, chunk_size
+            )
+            literal = _literal_reranked_ranks(first, second, text_to_image.tolist(), top_k)
+            assert ranks[0].tolist() == literal[0] and ranks[1].tolist() == literal[1], (top_k, chunk_size)
+        if top_k == 1:  # re-ordering one candidate changes nothing
+            assert torch.equal(ranks[0], plain[0]) and torch.equal(ranks[1], plain[1])
+    # A second stage that knows the answer puts every relevant item of the top-k first.
+    oracle = reranked_retrieval_ranks(
+        image_embeds, text_embeds, text_to_image, torch.eye(17), 10 * torch.eye(17)[text_to_image], 8
+    )
+    assert (oracle[1][plain[1] <= 8] == 1).all() and torch.equal(oracle[1][plain[1] > 8], plain[1][plain[1] > 8])
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        reranked_retrieval_ranks(image_embeds, text_embeds, text_to_image, rerank_images, rerank_texts, 0)
 
 
 def test_retrieval_ranks_count_ties_against_the_model():

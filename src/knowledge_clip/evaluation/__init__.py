@@ -37,7 +37,7 @@ from .probes import (
     evaluate_caption_probes,
     load_caption_probes,
 )
-from .retrieval import image_text_retrieval, retrieval_pairs_from_graph, retrieval_ranks
+from .retrieval import image_text_retrieval, reranked_retrieval_ranks, retrieval_pairs_from_graph, retrieval_ranks
 from .zero_shot import DEFAULT_TEMPLATES, class_embeddings, zero_shot_classification
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "relation_prediction",
     "results_to_markdown",
     "retrieval_pairs_from_graph",
+    "reranked_retrieval_ranks",
     "retrieval_ranks",
     "zero_shot_classification",
 ]

@@ -67,6 +67,59 @@ def retrieval_ranks(
 
 
 @torch.no_grad()
+def reranked_retrieval_ranks(
+    image_embeds: torch.Tensor,
+    text_embeds: torch.Tensor,
+    text_to_image: torch.Tensor,
+    rerank_image_embeds: torch.Tensor,
+    rerank_text_embeds: torch.Tensor,
+    top_k: int,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    [`retrieval_ranks`] after re-ranking: each query's `top_k` candidates by `image_embeds · text_embeds` are
+    re-ordered by the sum of that score and a second similarity `rerank_image_embeds · rerank_text_embeds` (the
+    fusion encoder's E2E score `cos(Y(image, "image of", -), Y(-, -, caption))` in `examples/finetune.py`); the
+    candidates below the `top_k` keep their places. A query whose relevant item is not in its `top_k` keeps its rank.
+
+    Args:
+        image_embeds, text_embeds, text_to_image: as in [`retrieval_ranks`] (the first-stage similarity).
+        rerank_image_embeds (`torch.Tensor` of shape `(num_images, dim2)`): Normalised second-stage image embeddings.
+        rerank_text_embeds (`torch.Tensor` of shape `(num_texts, dim2)`): Normalised second-stage text embeddings.
+        top_k (`int`): Candidates re-ranked per query (at least 1).
+        chunk_size (`int`, *optional*, defaults to 1024): Queries per block; memory is `O(chunk_size x gallery)`.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor]`: image -> text ranks `(num_images,)` and text -> image ranks
+        `(num_texts,)`, ties counted against the model.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}.")
+    image_ranks, text_ranks = retrieval_ranks(image_embeds, text_embeds, text_to_image)
+    text_to_image = torch.as_tensor(text_to_image, dtype=torch.long, device=text_embeds.device)
+    directions = (
+        # queries, gallery, their second-stage embeddings, whether gallery item g is relevant to query q, ranks
+        (text_embeds, image_embeds, rerank_text_embeds, rerank_image_embeds, lambda q, g: g == text_to_image[q, None],
+         text_ranks),
+        (image_embeds, text_embeds, rerank_image_embeds, rerank_text_embeds, lambda q, g: text_to_image[g] == q[:, None],
+         image_ranks),
+    )  # fmt: skip
+    for queries, gallery, rerank_queries, rerank_gallery, is_relevant, ranks in directions:
+        k = min(top_k, gallery.shape[0])
+        for start in range(0, queries.shape[0], chunk_size):
+            rows = torch.arange(start, min(start + chunk_size, queries.shape[0]), device=queries.device)
+            first, candidates = (queries[rows] @ gallery.T).topk(k, dim=1)
+            second = (rerank_queries[rows].unsqueeze(1) * rerank_gallery[candidates]).sum(dim=-1)
+            scores = first + second
+            relevant = is_relevant(rows, candidates)
+            best = scores.masked_fill(~relevant, -torch.inf).amax(dim=1)
+            reranked = 1 + ((scores >= best[:, None]) & ~relevant).sum(dim=1)
+            found = relevant.any(dim=1)
+            ranks[rows[found].cpu()] = reranked[found].cpu()
+    return image_ranks, text_ranks
+
+
+@torch.no_grad()
 def image_text_retrieval(
     model,
     processor,
