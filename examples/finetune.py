@@ -47,6 +47,7 @@ from knowledge_clip.training import (
 from knowledge_clip.training.finetuning import (
     FINETUNING_ARGUMENT_CLASSES,
     FinetuningHistory,
+    RetrievalReranking,
     TaskCollator,
     TaskDataset,
     check_model_arguments,
@@ -162,6 +163,9 @@ def main(argv=None):
 
     num_labels = len(train_data.labels) if task == "vqa" else None
     collator = TaskCollator(processor, task, max_length, num_labels)
+    reranking = (
+        RetrievalReranking.from_processor(processor, task_args.rerank_top_k) if task_args.rerank_top_k else None
+    )
     # The dataset draws its own order per epoch (set_epoch), so the loader reads it sequentially; its own generator
     # keeps iterator creation from consuming the global RNG, which would shift dropout after a resume.
     train_dataloader = torch.utils.data.DataLoader(
@@ -241,7 +245,9 @@ def main(argv=None):
 
     def evaluate(step):
         """Evaluates, logs, and keeps the model as `best` when the metric improved (main process)."""
-        metrics = evaluate_task(model, eval_dataloaders, task, eval_data, accelerator, args.max_eval_batches)
+        metrics = evaluate_task(
+            model, eval_dataloaders, task, eval_data, accelerator, args.max_eval_batches, reranking=reranking
+        )
         model.train()
         if metrics is None:  # not the main process
             return None
@@ -326,7 +332,7 @@ def main(argv=None):
         if has_best:
             unwrapped.load_state_dict(type(unwrapped).from_pretrained(best_dir).state_dict())
         test_metrics = evaluate_task(
-            model, test_dataloaders, task, test_data, accelerator, args.max_eval_batches, test_subsets
+            model, test_dataloaders, task, test_data, accelerator, args.max_eval_batches, test_subsets, reranking
         )
         if test_metrics is not None:
             scored = f"the best model (step {history.best_step})" if has_best else "the final model"

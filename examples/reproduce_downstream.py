@@ -86,6 +86,8 @@ FINETUNE_RECIPE = {
     "checkpointing_steps": 0,
 }
 EPOCHS = {"vqa": 2, "snli_ve": 2, "nlvr2": 4, "retrieval": 2}
+# Retrieval also scores the fusion encoder's re-ranking of each query's top 16 (the towers choose the best model).
+TASK_SETTINGS = {"retrieval": {"rerank_top_k": 16}}
 SMOKE_FINETUNE = {"per_device_train_batch_size": 8, "per_device_eval_batch_size": 16, "max_steps": 2}
 
 # Table column -> (task, key of the task's test_results.json).
@@ -102,6 +104,8 @@ COLUMNS = {
     "NLVR2, images shuffled": ("nlvr2", "shuffled_images/accuracy"),
     "IR R@1": ("retrieval", "text_to_image_recall@1"),
     "TR R@1": ("retrieval", "image_to_text_recall@1"),
+    "IR R@1, re-ranked": ("retrieval", "reranked_text_to_image_recall@1"),
+    "TR R@1, re-ranked": ("retrieval", "reranked_image_to_text_recall@1"),
 }
 SECTION_BEGIN = "<!-- reproduce_downstream.py: table begin (generated; the text below the end marker is kept) -->"
 SECTION_END = "<!-- reproduce_downstream.py: table end -->"
@@ -196,7 +200,8 @@ def starting_checkpoint(args: argparse.Namespace, stage0_dir: str, row: str, see
 
 def finetune_command(args, row: str, seed: int, task: str, source: str, subsets: dict, fusion: dict) -> list[str]:
     """The `examples/finetune.py` command line of one (row, seed, task): the same recipe for every row."""
-    settings = {**FINETUNE_RECIPE, "num_train_epochs": EPOCHS[task], **(SMOKE_FINETUNE if args.smoke else {})}
+    settings = {**FINETUNE_RECIPE, "num_train_epochs": EPOCHS[task], **TASK_SETTINGS.get(task, {})}
+    settings |= SMOKE_FINETUNE if args.smoke else {}
     if row in FRESH_FUSION_ROWS:  # a CLIP checkpoint: a fresh fusion encoder of the Knowledge-CLIP rows' size
         settings |= fusion
     if task in subsets:
@@ -290,7 +295,7 @@ def test_sizes(results: dict[str, list[dict]]) -> dict[str, int]:
         if task not in first:
             continue
         if task == "retrieval":
-            count = "num_texts" if key.startswith("text_to_image") else "num_images"
+            count = "num_texts" if key.removeprefix("reranked_").startswith("text_to_image") else "num_images"
         else:
             count = f"{key.rsplit('/', 1)[0]}/num_examples" if "/" in key else "num_examples"
         if count in first[task]:
@@ -315,7 +320,9 @@ def write_markdown(args: argparse.Namespace, table: dict, sizes: dict, path: str
         f"{settings['per_device_train_batch_size']}) and scored once on the test split; mean ± std over "
         f"seeds {args.seeds}. *Knowledge*: the test questions and hypotheses whose answer needs a ConceptNet fact of "
         "the world (balanced true/false: 0.5 is the answer prior); *held-out*: those naming a colour-shape "
-        "composition no training scene has; IR / TR: text→image / image→text R@1 on the Karpathy test split; "
+        "composition no training scene has; IR / TR: text→image / image→text R@1 on the Karpathy test split "
+        f"(*re-ranked*: each query's top {TASK_SETTINGS['retrieval']['rerank_top_k']} re-ordered by the towers' "
+        "score plus the fusion encoder's E2E score); "
         "*images shuffled*: the same models and test examples with each example's image(s) taken from another "
         "example, i.e. what the model scores from the text alone. "
         "Test examples per column: " + ", ".join(f"{column} {count}" for column, count in sizes.items()) + ".",

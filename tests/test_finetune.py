@@ -19,6 +19,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny import solid_image, tiny_config
 from training_utils import (
     ACCELERATE,
@@ -34,17 +35,23 @@ from knowledge_clip import (
     KnowledgeCLIPForImageTextClassification,
     KnowledgeCLIPForQuestionAnswering,
     KnowledgeCLIPModel,
+    KnowledgeCLIPProcessor,
 )
+from knowledge_clip.data.images import open_image
+from knowledge_clip.evaluation import reranked_retrieval_ranks
 from knowledge_clip.training import TrainingConfigurationError
 from knowledge_clip.training.arguments import ModelArguments
 from knowledge_clip.training.finetuning import (
     FinetuningArguments,
     FinetuningHistory,
+    RetrievalReranking,
     TaskCollator,
     TaskDataset,
     TaskRecord,
+    _fusion_retrieval_embeddings,
     count_truncated_texts,
     evaluate_task,
+    evaluation_dataloaders,
     finetuned_model_card,
     finetuning_parameter_groups,
     load_finetuning_model,
@@ -263,7 +270,12 @@ def runs(workspace):
             ],
             0,
         ),  # fmt: skip
-        ("retrieval", "knowledge", ["--per_device_train_batch_size", "8", "--disable_dropout", *retrieval_test], 0),
+        (
+            "retrieval",
+            "knowledge",
+            ["--per_device_train_batch_size", "8", "--disable_dropout", "--rerank_top_k", "3", *retrieval_test],
+            0,
+        ),
     ):
         output = workspace / "runs" / task
         args = [*COMMON, *task_args(workspace, task), "--model_name_or_path", workspace / source, *extra]
@@ -302,6 +314,7 @@ def test_each_task_end_to_end(runs, task):
     if task == "retrieval":
         assert metrics["truncated_texts"] == {"train": 0, "validation": 0, "test": 0}
         assert {"image_to_text_recall@1", "text_to_image_recall@10"} <= set(metrics["final_evaluation"])
+        assert {"reranked_text_to_image_recall@1", "reranked_mean_recall"} <= set(metrics["final_evaluation"])
     elif task != "nlvr2":
         assert metrics["truncated_texts"]["train"] == 1
         assert re.search(r"train: 1 of \d+ texts exceed the text tower's 32 positions", result.stderr)
@@ -350,6 +363,7 @@ def test_two_processes_equal_one_on_the_same_global_batch(runs):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
     for a, b in zip(single["eval_history"], double["eval_history"], strict=True):
         assert a["mean_recall"] == pytest.approx(b["mean_recall"], abs=1e-6)
+        assert a["reranked_mean_recall"] == pytest.approx(b["reranked_mean_recall"], abs=1e-6)
     assert max_weight_difference(weights(single_output), weights(output)) < 1e-4
 
 
@@ -426,6 +440,7 @@ def test_id2label_mismatch_is_a_one_line_error(workspace, tmp_path):
         (["--test_subsets_file", "subsets.json"], "--test_subsets_file needs --test_file"),
         (["--joint_relation", "relation"], "--joint_relation must be one of masked, task_token"),
         (["--task_head_inputs", "towers"], "--task_head_inputs must be one of joint, joint_and_towers"),
+        (["--rerank_top_k", "5"], "--rerank_top_k is for --task retrieval only"),
     ],
 )
 def test_bad_invocations_fail_before_any_work(workspace, change, expected):
@@ -572,6 +587,45 @@ def test_subset_metrics_score_exactly_the_examples_they_name(workspace, task):
     with pytest.raises(ValueError, match="'nothing' holds none"):
         evaluate_task(PredictsItsInput(), {"examples": batches}, task, data, Accelerator(cpu=True),
                       subsets={"nothing": {"no such id"}})  # fmt: skip
+
+
+def test_reranked_retrieval_reads_the_e2e_embeddings_of_gallery_and_captions(workspace):
+    from accelerate import Accelerator
+
+    from knowledge_clip.reasoning import encode_entity_batch, entity_embeddings, query_embeddings
+
+    model = KnowledgeCLIPModel.from_pretrained(workspace / "knowledge").eval()
+    processor = KnowledgeCLIPProcessor.from_pretrained(workspace / "knowledge")
+    args = [str(a) for a in task_args(workspace, "retrieval")]
+    data = load_task_data(FinetuningArguments(**{a[2:]: b for a, b in zip(args[::2], args[1::2])}), "validation")
+    loaders = evaluation_dataloaders(data, "retrieval", TaskCollator(processor, "retrieval", 32, None), batch_size=3)
+    reranking = RetrievalReranking.from_processor(processor, top_k=3)
+    metrics = evaluate_task(model, loaders, "retrieval", data, Accelerator(cpu=True), reranking=reranking)
+    # Literally: the towers' embeddings, and the reasoning API's Y(image, "image of", -) and Y(-, -, caption).
+    images = [open_image(path, data.image_dir) for path in data.gallery]
+    captions = [record.text for record in data.records]
+    with torch.no_grad():
+        towers_images = F.normalize(
+            model.get_image_features(**processor(images=images, return_tensors="pt")).pooler_output, dim=-1
+        )
+        tokens = processor(text=captions, padding=True, truncation=True, return_tensors="pt")
+        towers_texts = F.normalize(model.get_text_features(**tokens).pooler_output, dim=-1)
+        features, slots = encode_entity_batch(model, processor, images, ["image of"])
+        fusion_images = query_embeddings(model, features, slots, torch.zeros_like(slots))
+        features, slots = encode_entity_batch(model, processor, captions)
+        fusion_texts = entity_embeddings(model, features, slots)
+    gathered = _fusion_retrieval_embeddings(model, loaders, data, Accelerator(cpu=True), reranking)
+    assert torch.allclose(gathered[0], fusion_images, atol=1e-5) and torch.allclose(
+        gathered[1], fusion_texts, atol=1e-5
+    )
+    ranks = reranked_retrieval_ranks(
+        towers_images, towers_texts, torch.tensor(data.text_to_image), fusion_images, fusion_texts, 3
+    )
+    assert metrics["reranked_image_to_text_recall@1"] == pytest.approx(float((ranks[0] <= 1).float().mean()))
+    assert metrics["reranked_text_to_image_recall@1"] == pytest.approx(float((ranks[1] <= 1).float().mean()))
+    assert metrics["reranked_text_to_image_recall@5"] == pytest.approx(float((ranks[1] <= 5).float().mean()))
+    plain = evaluate_task(model, loaders, "retrieval", data, Accelerator(cpu=True))
+    assert {k: v for k, v in metrics.items() if not k.startswith("reranked_")} == pytest.approx(plain)
 
 
 def test_history_keeps_the_best_and_round_trips():

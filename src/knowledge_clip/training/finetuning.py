@@ -37,9 +37,10 @@ from transformers.utils import logging as transformers_logging
 
 from .. import hub
 from ..configuration_knowledge_clip import JOINT_RELATIONS, TASK_HEAD_INPUTS, KnowledgeCLIPConfig
+from ..data.image_text import IMAGE_OF
 from ..data.images import open_image
 from ..evaluation.metrics import load_metric
-from ..evaluation.retrieval import retrieval_ranks
+from ..evaluation.retrieval import reranked_retrieval_ranks, retrieval_ranks
 from ..losses import FeatureGather, clip_loss
 from ..modeling_knowledge_clip import (
     KnowledgeCLIPForImageTextClassification,
@@ -59,6 +60,7 @@ __all__ = [
     "FinetuningArguments",
     "FinetuningHistory",
     "FinetuningTrainingArguments",
+    "RetrievalReranking",
     "TaskCollator",
     "TaskData",
     "TaskDataset",
@@ -174,6 +176,10 @@ class FinetuningArguments:
             VQA and classification: what the classifier reads, `joint` (the joint representation) or
             `joint_and_towers` (and the towers' image and text embeddings with their product); the checkpoint's
             (`joint` for a CLIP or Knowledge-CLIP checkpoint) when unset.
+        rerank_top_k (`int`, *optional*, defaults to 0):
+            Retrieval: also report every Recall@k after re-ranking each query's `rerank_top_k` candidates by the
+            towers' score plus the fusion encoder's E2E score (`reranked_*` metrics; `RetrievalReranking`). 0: off.
+            The best model is still chosen on the towers' metrics.
         answer_vocab_size (`int`, *optional*, defaults to 3129):
             VQA: the answer classes, the most frequent answers of the training annotations (3129 is the usual VQAv2
             vocabulary).
@@ -228,6 +234,9 @@ class FinetuningArguments:
         metadata={"help": f"What the classifier reads: {' or '.join(TASK_HEAD_INPUTS)} (default: checkpoint's)."},
     )
     answer_vocab_size: int = field(default=3129, metadata={"help": "VQA: answer classes (most frequent answers)."})
+    rerank_top_k: int = field(
+        default=0, metadata={"help": "Retrieval: also score re-ranking of each query's top-k by the fusion encoder."}
+    )
     metric_for_best_model: str | None = field(default=None, metadata={"help": "Metric that selects output_dir/best."})
     check_images: bool = field(default=True, metadata={"help": "Drop examples whose image is missing at load time."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
@@ -256,6 +265,10 @@ class FinetuningArguments:
                 raise TrainingConfigurationError(
                     f"--{name} must be one of {', '.join(TASK_MODEL_SETTINGS[name])}, got {value!r}."
                 )
+        if self.rerank_top_k < 0:
+            raise TrainingConfigurationError(f"--rerank_top_k must be >= 0, got {self.rerank_top_k}.")
+        if self.rerank_top_k and self.task != "retrieval":
+            raise TrainingConfigurationError("--rerank_top_k is for --task retrieval only.")
         if self.answer_vocab_size < 1:
             raise TrainingConfigurationError(f"--answer_vocab_size must be >= 1, got {self.answer_vocab_size}.")
         for name in ("max_train_samples", "max_eval_samples"):
@@ -982,6 +995,7 @@ def evaluate_task(
     accelerator: Accelerator,
     max_batches: int | None = None,
     subsets: Mapping[str, Collection] | None = None,
+    reranking: RetrievalReranking | None = None,
 ) -> dict[str, float] | None:
     """
     The task metric on a validation split, with every process's predictions gathered (`gather_for_metrics`, which
@@ -991,7 +1005,8 @@ def evaluate_task(
       against the human answers, and `vqa_accuracy_<answer type>`;
     - SNLI-VE, NLVR2: `accuracy` (`topk_accuracy`'s top-1 on the predicted class);
     - retrieval: image->text and text->image Recall@1/5/10 (`retrieval_ranks` and `retrieval_recall`, the package's
-      retrieval evaluation) of the towers' embeddings over the whole gallery, and `mean_recall` (their mean).
+      retrieval evaluation) of the towers' embeddings over the whole gallery, and `mean_recall` (their mean); with
+      `reranking`, the same metrics after the fusion encoder re-ranks each query's top-k, prefixed `reranked_`.
 
     Args:
         model: The prepared model (put in eval mode here; the caller restores training mode).
@@ -1004,6 +1019,7 @@ def evaluate_task(
         subsets (`Mapping[str, Collection]`, *optional*): VQA and classification: named sets of example ids
             (`TaskData.example_ids`, e.g. a knowledge split). Each subset's metrics are added as `<name>/<metric>`
             with `<name>/num_examples`, over the evaluated examples whose id it holds.
+        reranking (`RetrievalReranking`, *optional*): Retrieval only: also score the re-ranked ranks.
 
     Returns:
         `dict[str, float]` on the main process (metrics computed there), `None` on the others.
@@ -1015,7 +1031,7 @@ def evaluate_task(
     if task == "retrieval":
         if subsets:
             raise ValueError("subsets are scored for VQA and classification, not retrieval (a gallery has no subset)")
-        return _evaluate_retrieval(model, dataloaders, data, accelerator)
+        return _evaluate_retrieval(model, dataloaders, data, accelerator, reranking)
     predictions, indices = [], []
     for step, batch in enumerate(dataloaders["examples"]):
         if max_batches is not None and step >= max_batches:
@@ -1072,7 +1088,33 @@ def _gather_embeddings(loader, encode, accelerator: Accelerator, size: int) -> t
     return torch.nn.functional.normalize(ordered, dim=-1)
 
 
-def _evaluate_retrieval(model, dataloaders, data: TaskData, accelerator: Accelerator) -> dict[str, float] | None:
+@dataclass
+class RetrievalReranking:
+    """
+    Re-ranking of retrieval by the fusion encoder: each query's `top_k` candidates by the towers are re-ordered by the
+    towers' cosine plus the E2E cosine `cos(Y(image, relation, -), Y(-, -, caption))` (Eq. 8's similarity, with
+    the image-caption relation of pre-training), computed as two factorised embeddings so that no pair needs its
+    own fusion pass.
+
+    Args:
+        top_k (`int`): Candidates re-ranked per query.
+        relation_input_ids, relation_attention_mask (`torch.Tensor` of shape `(1, seq_len)`): The tokenised relation
+            text (`"image of"`, the relation of the image-caption triplets `load_image_text_pairs` builds).
+    """
+
+    top_k: int
+    relation_input_ids: torch.Tensor
+    relation_attention_mask: torch.Tensor
+
+    @classmethod
+    def from_processor(cls, processor, top_k: int, relation: str = IMAGE_OF) -> RetrievalReranking:
+        tokens = processor.tokenizer([relation], padding=True, return_tensors="pt")
+        return cls(top_k, tokens["input_ids"], tokens["attention_mask"])
+
+
+def _evaluate_retrieval(
+    model, dataloaders, data: TaskData, accelerator: Accelerator, reranking: RetrievalReranking | None = None
+) -> dict[str, float] | None:
     unwrapped = accelerator.unwrap_model(model)
     with accelerator.autocast():
         image_embeds = _gather_embeddings(
@@ -1091,9 +1133,26 @@ def _evaluate_retrieval(model, dataloaders, data: TaskData, accelerator: Acceler
             accelerator,
             len(data.records),
         )
+        if reranking is not None:
+            fusion_image_embeds, fusion_text_embeds = _fusion_retrieval_embeddings(
+                unwrapped, dataloaders, data, accelerator, reranking
+            )
     if not accelerator.is_main_process:
         return None
-    image_ranks, text_ranks = retrieval_ranks(image_embeds, text_embeds, torch.tensor(data.text_to_image))
+    text_to_image = torch.tensor(data.text_to_image)
+    metrics = _recall_metrics(*retrieval_ranks(image_embeds, text_embeds, text_to_image), data)
+    metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
+    if reranking is not None:
+        ranks = reranked_retrieval_ranks(
+            image_embeds, text_embeds, text_to_image, fusion_image_embeds, fusion_text_embeds, reranking.top_k
+        )
+        reranked = _recall_metrics(*ranks, data)
+        reranked["mean_recall"] = sum(reranked.values()) / len(reranked)
+        metrics |= {f"reranked_{name}": value for name, value in reranked.items()}
+    return metrics | {"num_images": float(len(data.gallery)), "num_texts": float(len(data.records))}
+
+
+def _recall_metrics(image_ranks: torch.Tensor, text_ranks: torch.Tensor, data: TaskData) -> dict[str, float]:
     recall = load_metric("retrieval_recall")
     metrics = {}
     for direction, ranks, gallery in (
@@ -1104,8 +1163,33 @@ def _evaluate_retrieval(model, dataloaders, data: TaskData, accelerator: Acceler
             predictions=ranks.tolist(), references=[gallery] * len(ranks), recall_at=list(RECALL_AT)
         )
         metrics |= {f"{direction}_recall@{k}": scores[f"recall@{k}"] for k in RECALL_AT}
-    metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
-    return metrics | {"num_images": float(len(data.gallery)), "num_texts": float(len(data.records))}
+    return metrics
+
+
+def _fusion_retrieval_embeddings(
+    model, dataloaders, data: TaskData, accelerator: Accelerator, reranking: RetrievalReranking
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The second-stage embeddings of the gallery, `Y(image, relation, -)`, and of the captions, `Y(-, -, caption)`."""
+    relation = {
+        "relation_input_ids": reranking.relation_input_ids.to(accelerator.device),
+        "relation_attention_mask": reranking.relation_attention_mask.to(accelerator.device),
+    }
+
+    def encode_images(batch):
+        entities = model.encode_entity_features(entity_pixel_values=batch["pixel_values"], **relation)
+        slots = torch.arange(batch["pixel_values"].shape[0], device=accelerator.device)
+        return model.encode_queries(entities, torch.stack([slots, torch.zeros_like(slots)], dim=1))
+
+    def encode_texts(batch):
+        entities = model.encode_entity_features(
+            entity_input_ids=batch["input_ids"], entity_attention_mask=batch["attention_mask"]
+        )
+        return model.encode_entities(entities)
+
+    return (
+        _gather_embeddings(dataloaders["images"], encode_images, accelerator, len(data.gallery)),
+        _gather_embeddings(dataloaders["texts"], encode_texts, accelerator, len(data.records)),
+    )
 
 
 class FinetuningHistory:
