@@ -1,8 +1,10 @@
 # Copyright 2026 The knowledge-clip authors. Licensed under the Apache License, Version 2.0.
 """`KnowledgeGraphBuilder`: how every loader in `knowledge_clip.data` makes a `KnowledgeGraph`.
 
-It deduplicates entities by key and triplets exactly, and counts (never silently drops) duplicate triplets and
-self-loops in the graph's `LoadReport`.
+The builder is columnar: each add appends rows (a key, a view, a triplet) to flat columns, repeats included, and
+`build` deduplicates once: the views of an entity and the triplets, keeping the first of equal rows in the order they
+were added, and counting (never silently dropping) duplicate triplets and self-loops in the graph's `LoadReport`.
+Only entity keys are looked up as they come, because an entity's id is what its triplets are added with.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ import pyarrow.compute as pc
 from ..errors import EmptyGraphError
 from .entities import EntityView, ViewKind
 from .graph import KnowledgeGraph, LoadReport
-from .storage import _views_arrow_type
+from .storage import _VIEW_FIELDS, _views_column
 
-# Exact triplet deduplication packs (head, relation, tail) into one Python int: tail in the low 40 bits, relation
-# in the next 24, head above. Python ints are unbounded, so this never collides; keys stay below 2**104. Bulk adds
-# (`add_triplets`) deduplicate with numpy instead and index their triplets in the set only when a later add needs it.
-_TAIL_BITS = 40
-_RELATION_BITS = 24
+# One row per view added: the entity's id, then the fields of the ``views`` column.
+_VIEW_ROWS_SCHEMA = pa.schema([pa.field("entity", pa.int64()), *_VIEW_FIELDS])
 
 
 def _check_key(key: str) -> None:
@@ -32,63 +31,13 @@ def _check_key(key: str) -> None:
         raise ValueError(f"entity keys are non-empty strings, got {key!r}")
 
 
-def _views_to_arrow(views_per_entity: Sequence[Sequence[EntityView] | str]) -> pa.Array:
-    """Builds the ``views`` list column; an entry may be a plain string, the compact form of one TEXT view."""
-    # Flat child columns plus offsets: much cheaper than building nested Python dicts for millions of entities.
-    if set(map(type, views_per_entity)) <= {str}:  # text-only graphs: one column, no Python loop
-        return _text_views_to_arrow(pa.array(views_per_entity, type=pa.string()))
-    counts, kinds, texts, paths, boxes = [], [], [], [], []
-    for views in views_per_entity:
-        if isinstance(views, str):
-            counts.append(1)
-            kinds.append(int(ViewKind.TEXT))
-            texts.append(views)
-            paths.append(None)
-            boxes.append(None)
-            continue
-        counts.append(len(views))
-        for view in views:
-            kinds.append(int(view.kind))
-            texts.append(view.text)
-            paths.append(view.path)
-            boxes.append(view.box)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    struct = pa.StructArray.from_arrays(
-        [
-            pa.array(kinds, type=pa.int8()),
-            pa.array(texts, type=pa.string()),
-            pa.array(paths, type=pa.string()),
-            pa.array(boxes, type=pa.list_(pa.float64())),
-        ],
-        names=["kind", "text", "path", "box"],
-    )
-    return pa.ListArray.from_arrays(pa.array(offsets), struct, type=_views_arrow_type())
-
-
-def _text_views_to_arrow(texts: pa.Array) -> pa.Array:
-    """The ``views`` list column of entities with one TEXT view each, from their texts (a string array)."""
-    num_entities = len(texts)
-    struct = pa.StructArray.from_arrays(
-        [
-            pa.array(np.full(num_entities, int(ViewKind.TEXT), dtype=np.int8)),
-            texts,
-            pa.nulls(num_entities, type=pa.string()),
-            pa.nulls(num_entities, type=pa.list_(pa.float64())),
-        ],
-        names=["kind", "text", "path", "box"],
-    )
-    offsets = pa.array(np.arange(num_entities + 1, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, struct, type=_views_arrow_type())
-
-
 class KnowledgeGraphBuilder:
-    """Accumulates entities, relations and triplets with bounded memory, then builds a `KnowledgeGraph`.
+    """Accumulates entities, relations and triplets, then builds a `KnowledgeGraph`.
 
-    Memory per triplet is 24 bytes of int64 buffers, plus one packed Python int in the deduplication set (about
-    70 bytes with the set's slack) for triplets added one by one; triplets added in bulk (`add_triplets`) are
-    deduplicated with numpy and enter the set only if more triplets are added after them. A builder is
-    single-use: `build` hands its buffers to the graph without copying.
+    Every add is a row of flat columns, repeats included until `build` drops them: a triplet is 24 bytes of int64
+    buffers, a view one row of five columns. Entity keys and texts given in bulk as Arrow arrays
+    (`add_text_entities`) stay in Arrow; the keys are read into the key index only if a key is looked up afterwards.
+    A builder is single-use.
 
     Args:
         name (`str`): The graph's name; it namespaces entity keys when graphs are merged.
@@ -100,66 +49,62 @@ class KnowledgeGraphBuilder:
             raise ValueError(f"graph names are non-empty strings without ':', got {name!r}")
         self.name = name
         self.root = os.fspath(root) if root is not None else None
-        self._entity_ids: dict[str, int] = {}
-        self._entity_keys: list[str] = []
-        # Per entity, a tuple of views, or just the text when the entity has exactly one TEXT view.
-        self._entity_views: list[tuple[EntityView, ...] | str] = []
-        # Entities added in bulk as Arrow string arrays (keys, texts), after the ones above: they stay in Arrow
-        # (a million Python strings cost more than reading them) until an entity is looked up or changed.
-        self._arrow_entities: list[tuple[pa.Array, pa.Array]] = []
+        # Entity keys in id order: Arrow chunks, then the keys added one by one since the last chunk.
+        self._key_chunks: list[pa.Array] = []
+        self._new_keys: list[str] = []
+        self._num_entities = 0
+        # key -> id of every entity; `None` while keys added in bulk are not in it (built again on the next lookup).
+        self._key_index: dict[str, int] | None = {}
+        # Views, one row per add (repeats included): the TEXT views of bulk entities as (first id, texts) chunks,
+        # and the views added one by one as columns. An entity's bulk view is its first: it is new when added.
+        self._text_view_chunks: list[tuple[int, pa.Array]] = []
+        self._view_entities = array("q")
+        self._view_kinds = array("b")
+        self._view_texts: list[str | None] = []
+        self._view_paths: list[str | None] = []
+        self._view_boxes: list[tuple[float, float, float, float] | None] = []
         self._relation_ids: dict[str, int] = {}
         self._relations: list[str] = []
+        # Triplets, one row per add (duplicates and self-loops included).
         self._heads = array("q")
         self._relation_column = array("q")
         self._tails = array("q")
-        self._triplet_keys: set[int] = set()
-        self._num_indexed = 0  # triplets [0, _num_indexed) have their packed key in _triplet_keys
-        self._rejected: dict[str, int] = {"duplicate triplet": 0, "self-loop": 0}
-        self._rejected_examples: dict[str, list[str]] = {"duplicate triplet": [], "self-loop": []}
         self._built = False
 
     @property
     def num_entities(self) -> int:
         """`int`: Number of entities added so far."""
-        return len(self._entity_keys) + sum(len(keys) for keys, _ in self._arrow_entities)
+        return self._num_entities
 
     @property
     def num_triplets(self) -> int:
-        """`int`: Number of (accepted) triplets added so far."""
+        """`int`: Number of triplets added so far, duplicates and self-loops included (`build` drops them)."""
         return len(self._heads)
 
     def _check_open(self) -> None:
         if self._built:
             raise RuntimeError(f"builder {self.name!r} was already built; create a new builder")
 
-    def _python_entities(self) -> None:
-        """Moves the entities kept in Arrow into the Python lists and the key index."""
-        for keys, texts in self._arrow_entities:
-            keys, first = keys.to_pylist(), len(self._entity_keys)
-            self._entity_ids.update(zip(keys, range(first, first + len(keys))))
-            self._entity_keys.extend(keys)
-            self._entity_views.extend(texts.to_pylist())
-        self._arrow_entities = []
+    def _keys(self) -> pa.Array:
+        """Every entity key, in id order, as one Arrow array."""
+        if self._new_keys or len(self._key_chunks) != 1:
+            keys = [*self._key_chunks, pa.array(self._new_keys, type=pa.string())]
+            self._key_chunks, self._new_keys = [pa.concat_arrays(keys)], []
+        return self._key_chunks[0]
 
-    def _entity_key(self, entity: int) -> str:
-        if entity < len(self._entity_keys):
-            return self._entity_keys[entity]
-        entity -= len(self._entity_keys)
-        for keys, _ in self._arrow_entities:
-            if entity < len(keys):
-                return keys[entity].as_py()
-            entity -= len(keys)
-        raise IndexError(f"entity id out of range [0, {self.num_entities})")
+    def _index(self) -> dict[str, int]:
+        """The key -> id index of every entity, read from the keys if bulk adds left it out."""
+        if self._key_index is None:
+            self._key_index = {key: entity for entity, key in enumerate(self._keys().to_pylist())}
+        return self._key_index
 
     def get_entity_id(self, key: str) -> int | None:
-        """Returns the id of the entity with `key`, or `None` if there is none (cheap; adds nothing)."""
-        self._python_entities()
-        return self._entity_ids.get(key)
+        """Returns the id of the entity with `key`, or `None` if there is none (adds nothing)."""
+        return self._index().get(key)
 
     def get_entity_ids(self, keys: Sequence[str]) -> list[int | None]:
         """Returns the ids of the entities with `keys` (`None` where there is none), in one pass."""
-        self._python_entities()
-        return list(map(self._entity_ids.get, keys))
+        return list(map(self._index().get, keys))
 
     def add_text_entities(self, keys: Sequence[str] | pa.Array, texts: Sequence[str] | pa.Array) -> np.ndarray:
         """Adds many entities with one TEXT view each, as `add_entity(key, text=text)` would, but in bulk.
@@ -168,7 +113,8 @@ class KnowledgeGraphBuilder:
             keys (`Sequence[str]` or `pa.Array`): Entity keys.
             texts (`Sequence[str]` or `pa.Array`): The text of each entity (same length as `keys`). Given as Arrow
                 string arrays of new, distinct, non-empty keys and non-empty texts, they stay in Arrow until the
-                graph is built (for graphs of millions of entities, such as ConceptNet's).
+                graph is built (for graphs of millions of entities, such as ConceptNet's); any other input is added
+                one entity at a time.
 
         Returns:
             `np.ndarray`: The int64 entity ids, one per key (existing ids for keys already added).
@@ -176,28 +122,16 @@ class KnowledgeGraphBuilder:
         self._check_open()
         arrow = isinstance(keys, pa.Array) and isinstance(texts, pa.Array)
         if arrow and len(keys) == len(texts) and self._are_new_text_entities(keys, texts):
-            first = self.num_entities
-            self._arrow_entities.append((keys, texts))
-            return np.arange(first, first + len(keys), dtype=np.int64)
-        self._python_entities()
+            first = self._num_entities
+            self._key_chunks.append(keys)
+            self._text_view_chunks.append((first, texts))
+            self._num_entities += len(keys)
+            self._key_index = None
+            return np.arange(first, self._num_entities, dtype=np.int64)
         keys = keys.to_pylist() if isinstance(keys, pa.Array) else list(keys)
         texts = texts.to_pylist() if isinstance(texts, pa.Array) else list(texts)
         if len(keys) != len(texts):
             raise ValueError(f"got {len(keys)} keys but {len(texts)} texts")
-        first = len(self._entity_keys)
-        # Fast path (new, distinct, non-empty keys and texts): C-level loops only.
-        if (
-            set(map(type, keys)) <= {str}
-            and set(map(type, texts)) <= {str}
-            and all(keys)
-            and all(texts)
-            and len(set(keys)) == len(keys)
-            and not any(map(self._entity_ids.__contains__, keys))
-        ):
-            self._entity_ids.update(zip(keys, range(first, first + len(keys))))
-            self._entity_keys.extend(keys)
-            self._entity_views.extend(texts)
-            return np.arange(first, first + len(keys), dtype=np.int64)
         return np.array([self.add_entity(key, text=text) for key, text in zip(keys, texts)], dtype=np.int64)
 
     def _are_new_text_entities(self, keys: pa.Array, texts: pa.Array) -> bool:
@@ -210,9 +144,8 @@ class KnowledgeGraphBuilder:
             return False
         if len(keys) and min(pc.min(pc.binary_length(keys)).as_py(), pc.min(pc.binary_length(texts)).as_py()) == 0:
             return False
-        earlier = [pa.array(self._entity_keys, type=pa.string())] + [added for added, _ in self._arrow_entities]
         # Distinct and new at once: no key may collide with another one, earlier or not.
-        return len(pc.unique(pa.chunked_array([*earlier, keys], type=pa.string()))) == self.num_entities + len(keys)
+        return len(pc.unique(pa.chunked_array([self._keys(), keys]))) == self._num_entities + len(keys)
 
     def add_entity(self, key: str, views: Sequence[EntityView] = (), text: str | None = None) -> int:
         """Adds an entity, or extends the views of the existing entity with the same key.
@@ -220,24 +153,19 @@ class KnowledgeGraphBuilder:
         Args:
             key (`str`): Unique key of the entity within this graph (e.g. a ConceptNet URI).
             views (`Sequence[EntityView]`, *optional*): Views to attach; views the entity already has are ignored.
-            text (`str`, *optional*): Shortcut for a TEXT view with this text (stored compactly: text-only graphs
-                such as ConceptNet have millions of entities).
+            text (`str`, *optional*): Shortcut for a TEXT view with this text, attached before `views`.
 
         Returns:
             `int`: The entity id.
         """
         self._check_open()
-        self._python_entities()
-        entity = self._entity_ids.get(key)
+        index = self._index()
+        entity = index.get(key)
         if entity is None:
             _check_key(key)
-            entity = len(self._entity_keys)
-            self._entity_ids[key] = entity
-            self._entity_keys.append(key)
-            if text is not None and not views and isinstance(text, str) and text:
-                self._entity_views.append(text)
-                return entity
-            self._entity_views.append(())
+            entity = index[key] = self._num_entities
+            self._new_keys.append(key)
+            self._num_entities += 1
         if text is not None:
             self.add_view(entity, EntityView(ViewKind.TEXT, text))
         for view in views:
@@ -254,15 +182,13 @@ class KnowledgeGraphBuilder:
         self._check_open()
         if not isinstance(view, EntityView):
             raise TypeError(f"views are EntityView instances, got {type(view).__name__}")
-        self._python_entities()
-        if not 0 <= entity < len(self._entity_views):
-            raise IndexError(f"entity id {entity} out of range [0, {len(self._entity_views)})")
-        views = self._entity_views[entity]
-        if isinstance(views, str):  # compact form of a single TEXT view
-            views = (EntityView(ViewKind.TEXT, views),)
-        if view not in views:
-            views += (view,)
-        self._entity_views[entity] = views
+        if not 0 <= entity < self._num_entities:
+            raise IndexError(f"entity id {entity} out of range [0, {self._num_entities})")
+        self._view_entities.append(entity)
+        self._view_kinds.append(view.kind)
+        self._view_texts.append(view.text)
+        self._view_paths.append(view.path)
+        self._view_boxes.append(view.box)
 
     def add_relation(self, text: str) -> int:
         """Adds a relation (by its text, e.g. ``"is a"``) if new and returns its id."""
@@ -270,137 +196,79 @@ class KnowledgeGraphBuilder:
         relation = self._relation_ids.get(text)
         if relation is None:
             _check_key(text)
-            relation = len(self._relations)
-            if relation >= 1 << _RELATION_BITS:
-                raise ValueError(f"more than {1 << _RELATION_BITS} relations")
-            self._relation_ids[text] = relation
+            relation = self._relation_ids[text] = len(self._relations)
             self._relations.append(text)
         return relation
 
-    def add_triplet(self, head: int, relation: int | str, tail: int) -> bool:
-        """Adds the triplet (head, relation, tail) unless it is a duplicate or a self-loop.
+    def add_triplet(self, head: int, relation: int | str, tail: int) -> None:
+        """Adds the triplet (head, relation, tail).
 
-        Rejected triplets are counted and reported by `build` under ``"duplicate triplet"`` and ``"self-loop"``.
+        `build` drops a triplet equal to an earlier one and a self-loop (head == tail), and counts them in the
+        report under ``"duplicate triplet"`` and ``"self-loop"``.
 
         Args:
             head (`int`): Head entity id.
             relation (`int` or `str`): Relation id, or relation text (added to the vocabulary if new).
             tail (`int`): Tail entity id.
-
-        Returns:
-            `bool`: Whether the triplet was added.
         """
         self._check_open()
         if isinstance(relation, str):
             relation = self.add_relation(relation)
-        # Python ints: numpy integers would overflow in the packed key.
         head, relation, tail = int(head), int(relation), int(tail)
-        num_entities = self.num_entities
-        if not (0 <= head < num_entities and 0 <= tail < num_entities):
-            raise IndexError(f"triplet ({head}, {relation}, {tail}) refers to an entity outside [0, {num_entities})")
+        if not (0 <= head < self._num_entities and 0 <= tail < self._num_entities):
+            raise IndexError(
+                f"triplet ({head}, {relation}, {tail}) refers to an entity outside [0, {self._num_entities})"
+            )
         if not 0 <= relation < len(self._relations):
             raise IndexError(f"relation id {relation} out of range [0, {len(self._relations)})")
-        if head == tail:
-            self._reject("self-loop", head, relation, tail)
-            return False
-        self._index_triplet_keys()
-        packed = (((head << _RELATION_BITS) | relation) << _TAIL_BITS) | tail
-        if packed in self._triplet_keys:
-            self._reject("duplicate triplet", head, relation, tail)
-            return False
-        self._triplet_keys.add(packed)
-        self._num_indexed += 1
         self._heads.append(head)
         self._relation_column.append(relation)
         self._tails.append(tail)
-        return True
 
-    def add_triplets(self, heads: Sequence[int], relations: Sequence[int], tails: Sequence[int]) -> np.ndarray:
-        """Adds many triplets at once (same rules as `add_triplet`, relations given as ids).
+    def add_triplets(self, heads: Sequence[int], relations: Sequence[int], tails: Sequence[int]) -> None:
+        """Adds many triplets at once, as `add_triplet` does one (relations given as ids).
 
         Args:
             heads (`Sequence[int]`): Head entity ids.
             relations (`Sequence[int]`): Relation ids.
             tails (`Sequence[int]`): Tail entity ids.
-
-        Returns:
-            `np.ndarray`: Boolean mask of the triplets that were added.
         """
         self._check_open()
         columns = [np.asarray(values, dtype=np.int64).reshape(-1) for values in (heads, relations, tails)]
         if not len(columns[0]) == len(columns[1]) == len(columns[2]):
             raise ValueError("heads, relations and tails must have the same length")
         for values, bound, label in zip(
-            columns, (self.num_entities, len(self._relations), self.num_entities), ("entity", "relation", "entity")
+            columns, (self._num_entities, len(self._relations), self._num_entities), ("entity", "relation", "entity")
         ):
             if values.size and (values.min() < 0 or values.max() >= bound):
                 raise IndexError(f"{label} ids must lie in [0, {bound})")
-        heads, relations, tails = columns
-        self_loop = heads == tails
-        candidates = np.flatnonzero(~self_loop)
-        # Within this call: keep the first occurrence of each triplet. Against earlier adds: the packed-key set.
-        candidates = candidates[_first_occurrences(heads[candidates], relations[candidates], tails[candidates])]
-        if self.num_triplets and candidates.size:
-            self._index_triplet_keys()
-            packed = _packed_keys(heads[candidates], relations[candidates], tails[candidates])
-            seen = np.fromiter(map(self._triplet_keys.__contains__, packed), dtype=bool, count=candidates.size)
-            candidates = candidates[~seen]
-        added = np.zeros(len(heads), dtype=bool)
-        added[candidates] = True
-        for reason, rejected in (("self-loop", self_loop), ("duplicate triplet", ~added & ~self_loop)):
-            rows = np.flatnonzero(rejected)
-            located = rows[: max(LoadReport.max_examples - len(self._rejected_examples[reason]), 0)].tolist()
-            self._rejected[reason] += rows.size - len(located)  # `_reject` counts the located ones
-            for row in located:
-                self._reject(reason, int(heads[row]), int(relations[row]), int(tails[row]))
         for buffer, values in zip((self._heads, self._relation_column, self._tails), columns):
-            buffer.frombytes(values[added].tobytes())
-        return added
-
-    def _index_triplet_keys(self) -> None:
-        """Puts the packed keys of triplets added in bulk (not yet in the deduplication set) into the set."""
-        if self._num_indexed == len(self._heads):
-            return
-        # Copies (slicing an `array` copies): a numpy view would pin the buffers and forbid appending to them.
-        columns = [
-            np.frombuffer(buffer[self._num_indexed :], dtype=np.int64)
-            for buffer in (self._heads, self._relation_column, self._tails)
-        ]
-        self._triplet_keys.update(_packed_keys(*columns))
-        self._num_indexed = len(self._heads)
-
-    def _reject(self, reason: str, head: int, relation: int, tail: int) -> None:
-        self._rejected[reason] += 1
-        examples = self._rejected_examples[reason]
-        if len(examples) < LoadReport.max_examples:
-            head_key, tail_key = self._entity_key(head), self._entity_key(tail)
-            examples.append(f"{head_key} -[{self._relations[relation]}]-> {tail_key}")
+            buffer.frombytes(values.tobytes())
 
     def build(self, report: LoadReport | None = None) -> KnowledgeGraph:
         """Builds the graph (the builder cannot be used afterwards).
 
         Args:
             report (`LoadReport`, *optional*): The loader's report; duplicate triplets and self-loops are added to
-                it and `triplets_loaded` is set. Without one, a report is created with one record per
-                `add_triplet` call.
+                it and `triplets_loaded` is set. Without one, a report is created with one record per triplet
+                added.
 
         Returns:
             `KnowledgeGraph`: The graph; its `report` is `report`.
 
         Raises:
-            EmptyGraphError: If no triplet was added (a `ValueError` naming the graph and its source).
+            EmptyGraphError: If no triplet is left (a `ValueError` naming the graph and its source).
         """
         self._check_open()
-        num_triplets = len(self._heads)
+        keys = self._keys()
+        kept, rejected = _kept_triplets(*self._triplet_columns())
         if report is None:
-            report = LoadReport(source=self.name, records_read=num_triplets + sum(self._rejected.values()))
-        for reason, count in self._rejected.items():
-            if count:
-                report.skip(reason, count=count)
-                room = report.max_examples - len(report.examples.get(reason, []))
-                report.examples.setdefault(reason, []).extend(self._rejected_examples[reason][:room])
-        report.triplets_loaded = num_triplets
-        if num_triplets == 0:
+            report = LoadReport(source=self.name, records_read=self.num_triplets)
+        for reason, rows in rejected.items():
+            if rows.size:
+                self._report_rejected(report, reason, rows, keys)
+        report.triplets_loaded = int(kept.size)
+        if kept.size == 0:
             skipped = ", ".join(f"{reason}: {count}" for reason, count in sorted(report.skipped.items()))
             raise EmptyGraphError(
                 f"knowledge graph {self.name!r} has no triplets ({report.records_read} records read"
@@ -408,33 +276,119 @@ class KnowledgeGraphBuilder:
                 + ")",
                 file=report.source,
             )
-        self._built = True
-        arrow_keys, arrow_texts = zip(*self._arrow_entities) if self._arrow_entities else ((), ())
-        keys = pa.concat_arrays([pa.array(self._entity_keys, type=pa.string()), *arrow_keys])
-        views = [_views_to_arrow(self._entity_views), *map(_text_views_to_arrow, arrow_texts)]
-        entities = pa.table(
-            {
-                "key": keys,
-                "source": pa.array(np.zeros(len(keys), dtype=np.int64)),
-                "views": pa.concat_arrays(views),
-            }
-        )
-        # np.frombuffer shares the array('q') buffers (no copy); the builder is closed, so they never change.
+        heads, relations, tails = self._triplet_columns()
+        if kept.size < len(heads):
+            heads, relations, tails = heads[kept], relations[kept], tails[kept]
+        # Otherwise the triplet columns share the builder's buffers (no copy); the builder is closed, so they never
+        # change.
         graph = KnowledgeGraph(
             name=self.name,
             root=self.root,
-            entities=entities,
+            entities=pa.table(
+                {"key": keys, "source": pa.array(np.zeros(len(keys), dtype=np.int64)), "views": self._views()}
+            ),
             sources=[self.name],
             relations=list(self._relations),
-            heads=np.frombuffer(self._heads, dtype=np.int64),
-            relation_ids=np.frombuffer(self._relation_column, dtype=np.int64),
-            tails=np.frombuffer(self._tails, dtype=np.int64),
+            heads=heads,
+            relation_ids=relations,
+            tails=tails,
             report=report,
         )
-        self._entity_ids, self._entity_keys, self._entity_views, self._triplet_keys = {}, [], [], set()
-        self._arrow_entities = []
-        self._num_indexed = 0
+        self._built = True
+        self._key_chunks, self._new_keys, self._key_index, self._text_view_chunks = [], [], {}, []
+        self._view_entities, self._view_kinds = array("q"), array("b")
+        self._view_texts, self._view_paths, self._view_boxes = [], [], []
+        self._heads, self._relation_column, self._tails = array("q"), array("q"), array("q")
         return graph
+
+    def _triplet_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The head, relation and tail columns of every triplet added, as int64 views of the builder's buffers."""
+        return tuple(
+            np.frombuffer(column, dtype=np.int64) for column in (self._heads, self._relation_column, self._tails)
+        )
+
+    def _report_rejected(self, report: LoadReport, reason: str, rows: np.ndarray, keys: pa.Array) -> None:
+        """Counts the triplets `rows` under `reason` in `report`, the first ones as examples while it has room (at
+        most `LoadReport.max_examples`)."""
+        room = max(0, min(report.max_examples - len(report.examples.get(reason, [])), LoadReport.max_examples))
+        heads, relations, tails = (column[rows[:room]].tolist() for column in self._triplet_columns())
+        report.skip(reason, count=int(rows.size))
+        report.examples.setdefault(reason, []).extend(
+            f"{keys[head].as_py()} -[{self._relations[relation]}]-> {keys[tail].as_py()}"
+            for head, relation, tail in zip(heads, relations, tails)
+        )
+
+    def _view_rows(self) -> pa.Table:
+        """Every view added, one row each (`_VIEW_ROWS_SCHEMA`): bulk chunks first, then the views added one by one."""
+        box_type = _VIEW_ROWS_SCHEMA.field("box").type
+        bulk = [
+            pa.table(
+                {
+                    "entity": np.arange(first, first + len(texts), dtype=np.int64),
+                    "kind": np.full(len(texts), ViewKind.TEXT, dtype=np.int8),
+                    "text": texts,
+                    "path": pa.nulls(len(texts), pa.string()),
+                    "box": pa.nulls(len(texts), box_type),
+                },
+                schema=_VIEW_ROWS_SCHEMA,
+            )
+            for first, texts in self._text_view_chunks
+        ]
+        one_by_one = pa.table(
+            {
+                "entity": np.frombuffer(self._view_entities, dtype=np.int64),
+                "kind": np.frombuffer(self._view_kinds, dtype=np.int8),
+                "text": self._view_texts,
+                "path": self._view_paths,
+                "box": self._view_boxes,
+            },
+            schema=_VIEW_ROWS_SCHEMA,
+        )
+        return pa.concat_tables([*bulk, one_by_one])
+
+    def _views(self) -> pa.Array:
+        """The ``views`` column: each entity's views in the order they were added, a view added again dropped."""
+        rows = self._view_rows()
+        entities = rows.column("entity").to_numpy()
+        # Grouped by entity, each entity's rows in the order they were added: its bulk view (if any) was its first.
+        order = np.argsort(entities, kind="stable")
+        views_per_entity = np.bincount(entities, minlength=self._num_entities)
+        # Only an entity with several rows can hold a view twice: those rows are compared as Python values, the
+        # way `EntityView`s compare.
+        shared = np.flatnonzero(views_per_entity[entities[order]] > 1)
+        if shared.size:
+            shared_rows = rows.take(order[shared])
+            fields = [shared_rows.column(name).to_pylist() for name in ("entity", "kind", "text", "path")]
+            boxes = [tuple(box) if box is not None else None for box in shared_rows.column("box").to_pylist()]
+            first_position: dict[tuple, int] = {}
+            for position, view in zip(shared.tolist(), zip(*fields, boxes)):
+                first_position.setdefault(view, position)
+            keep = np.ones(len(order), dtype=bool)
+            keep[shared] = False
+            keep[list(first_position.values())] = True
+            order = order[keep]
+            views_per_entity = np.bincount(entities[order], minlength=self._num_entities)
+        offsets = np.zeros(self._num_entities + 1, dtype=np.int64)
+        np.cumsum(views_per_entity, out=offsets[1:])
+        views = rows.take(order)
+        return _views_column(offsets, [views.column(field.name).combine_chunks() for field in _VIEW_FIELDS])
+
+
+def _kept_triplets(
+    heads: np.ndarray, relations: np.ndarray, tails: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Which triplet rows a graph keeps: the first of equal rows, self-loops aside.
+
+    Returns:
+        `tuple[np.ndarray, dict[str, np.ndarray]]`: The kept rows, and the rejected ones by reason
+        (``"duplicate triplet"``, ``"self-loop"``), all in ascending order.
+    """
+    self_loop = heads == tails
+    candidates = np.flatnonzero(~self_loop)
+    kept = candidates[_first_occurrences(heads[candidates], relations[candidates], tails[candidates])]
+    duplicate = ~self_loop
+    duplicate[kept] = False
+    return kept, {"duplicate triplet": np.flatnonzero(duplicate), "self-loop": np.flatnonzero(self_loop)}
 
 
 def _first_occurrences(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
@@ -454,9 +408,3 @@ def _first_occurrences(heads: np.ndarray, relations: np.ndarray, tails: np.ndarr
         _, indices = np.unique(np.stack([heads, relations, tails], axis=1), axis=0, return_index=True)
         first[indices] = True
     return first
-
-
-def _packed_keys(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
-    """The deduplication set's keys (Python ints, see `_TAIL_BITS`) of int64 triplet columns, as an object array."""
-    heads, relations, tails = (values.astype(object) for values in (heads, relations, tails))
-    return (((heads << _RELATION_BITS) | relations) << _TAIL_BITS) | tails

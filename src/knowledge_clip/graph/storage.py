@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import KnowledgeCLIPDataError
@@ -37,14 +39,28 @@ _METADATA_FIELDS = {
 DEFAULT_MAX_SHARD_ROWS = 1_000_000
 DEFAULT_MAX_SHARD_BYTES = 500 * 10**6  # `datasets.config.MAX_SHARD_SIZE`, the size `Dataset.push_to_hub` cuts at
 
+# The fields of one view in the ``views`` column; a TEXT view has only a text, an IMAGE view only a path.
+_VIEW_FIELDS = (
+    pa.field("kind", pa.int8()),
+    pa.field("text", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("box", pa.list_(pa.float64())),
+)
+
 
 def _views_arrow_type() -> pa.DataType:
-    box = pa.list_(pa.float64())
-    return pa.list_(pa.struct([("kind", pa.int8()), ("text", pa.string()), ("path", pa.string()), ("box", box)]))
+    return pa.list_(pa.struct(_VIEW_FIELDS))
 
 
 def _entities_schema() -> pa.Schema:
     return pa.schema([("key", pa.string()), ("source", pa.int64()), ("views", _views_arrow_type())])
+
+
+def _views_column(offsets: np.ndarray, fields: Sequence[pa.Array]) -> pa.Array:
+    """The ``views`` list column: entity i has the views ``offsets[i]:offsets[i + 1]`` of the flat `fields`
+    (kind, text, path and box arrays, one row per view)."""
+    views = pa.StructArray.from_arrays(list(fields), fields=list(_VIEW_FIELDS))
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), views, type=_views_arrow_type())
 
 
 def _view_from_arrow(record: dict[str, Any]) -> EntityView:
