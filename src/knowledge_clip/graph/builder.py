@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -353,25 +353,36 @@ class KnowledgeGraphBuilder:
         # Grouped by entity, each entity's rows in the order they were added: its bulk view (if any) was its first.
         order = np.argsort(entities, kind="stable")
         views_per_entity = np.bincount(entities, minlength=self._num_entities)
-        # Only an entity with several rows can hold a view twice: those rows are compared as Python values, the
-        # way `EntityView`s compare.
+        # Only an entity with several rows can hold a view twice.
         shared = np.flatnonzero(views_per_entity[entities[order]] > 1)
         if shared.size:
-            shared_rows = rows.take(order[shared])
-            fields = [shared_rows.column(name).to_pylist() for name in ("entity", "kind", "text", "path")]
-            boxes = [tuple(box) if box is not None else None for box in shared_rows.column("box").to_pylist()]
-            first_position: dict[tuple, int] = {}
-            for position, view in zip(shared.tolist(), zip(*fields, boxes)):
-                first_position.setdefault(view, position)
             keep = np.ones(len(order), dtype=bool)
-            keep[shared] = False
-            keep[list(first_position.values())] = True
+            shared_rows = _take(rows, order[shared])
+            keep[shared] = _first_occurrences(shared_rows.num_rows, _view_codes(shared_rows))
             order = order[keep]
             views_per_entity = np.bincount(entities[order], minlength=self._num_entities)
         offsets = np.zeros(self._num_entities + 1, dtype=np.int64)
         np.cumsum(views_per_entity, out=offsets[1:])
-        views = rows.take(order)
+        views = _take(rows, order)
         return _views_column(offsets, [views.column(field.name).combine_chunks() for field in _VIEW_FIELDS])
+
+
+def _take(rows: pa.Table, indices: np.ndarray) -> pa.Table:
+    """`rows.take(indices)`, without the copy where that is all the rows in order (views added entity by entity)."""
+    return rows if np.array_equal(indices, np.arange(rows.num_rows)) else rows.take(indices)
+
+
+def _view_codes(rows: pa.Table) -> Iterator[np.ndarray]:
+    """Non-negative int64 columns, equal on two view rows exactly where their entities and views are, as
+    `EntityView`s compare: the entity, the kind, and codes of the text, the path and each corner of the box. One at a
+    time, so that `_packed_keys` holds one of them at once."""
+    yield rows.column("entity").to_numpy()
+    yield rows.column("kind").to_numpy().astype(np.int64)
+    yield _dense_codes(rows.column("text"))
+    yield _dense_codes(rows.column("path"))
+    if rows.column("box").null_count < rows.num_rows:  # rows without a box are alike in it
+        for corner in range(4):
+            yield _dense_codes(pc.list_element(rows.column("box"), corner))
 
 
 def _kept_triplets(
@@ -385,26 +396,49 @@ def _kept_triplets(
     """
     self_loop = heads == tails
     candidates = np.flatnonzero(~self_loop)
-    kept = candidates[_first_occurrences(heads[candidates], relations[candidates], tails[candidates])]
+    kept = candidates[
+        _first_occurrences(candidates.size, (heads[candidates], relations[candidates], tails[candidates]))
+    ]
     duplicate = ~self_loop
     duplicate[kept] = False
     return kept, {"duplicate triplet": np.flatnonzero(duplicate), "self-loop": np.flatnonzero(self_loop)}
 
 
-def _first_occurrences(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> np.ndarray:
-    """Boolean mask of the first occurrence of each distinct (head, relation, tail) row."""
-    first = np.zeros(len(heads), dtype=bool)
-    if not len(heads):
+def _first_occurrences(num_rows: int, columns: Iterable[np.ndarray]) -> np.ndarray:
+    """Boolean mask of the first occurrence of each distinct row of `num_rows` rows of non-negative int64
+    `columns`."""
+    first = np.zeros(num_rows, dtype=bool)
+    if not num_rows:
         return first
-    bounds = [int(values.max()) + 1 for values in (heads, relations, tails)]
-    if bounds[0] * bounds[1] * bounds[2] < 1 << 63:  # one int64 key per row
-        keys = (heads * bounds[1] + relations) * bounds[2] + tails
-        # Arrow numbers distinct values in order of first appearance: a row is a first occurrence where its
-        # number exceeds every number before it.
-        numbers = pc.dictionary_encode(pa.array(keys)).indices.to_numpy()
-        first[0] = True
-        first[1:] = numbers[1:] > np.maximum.accumulate(numbers)[:-1]
-    else:
-        _, indices = np.unique(np.stack([heads, relations, tails], axis=1), axis=0, return_index=True)
-        first[indices] = True
+    keys = _packed_keys(num_rows, columns)
+    # A stable sort puts equal keys side by side, the earliest row first: the first row of each run is a first
+    # occurrence. (Sorting needs two int64 arrays; a hash table of the keys needs many times that.)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    run_starts = np.ones(num_rows, dtype=bool)
+    run_starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    first[order[run_starts]] = True
     return first
+
+
+def _packed_keys(num_rows: int, columns: Iterable[np.ndarray]) -> np.ndarray:
+    """One int64 key per row, equal on two rows exactly where all the non-negative int64 `columns` are.
+
+    Columns are packed as ``key * bound + column``; where the next column would not fit in int64, the keys so far
+    and that column are first replaced by their `_dense_codes`, which are below the number of rows.
+    """
+    keys, bound = np.zeros(num_rows, dtype=np.int64), 1
+    for column in columns:
+        column_bound = int(column.max()) + 1
+        if bound * column_bound >= 1 << 63:
+            keys, column = _dense_codes(pa.array(keys)), _dense_codes(pa.array(column))
+            bound = column_bound = len(keys)
+        keys, bound = keys * column_bound + column, bound * column_bound
+    return keys
+
+
+def _dense_codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """int64 codes 0, 1, 2, ... of `values`, equal exactly where the values are (nulls equal each other; 0.0 and
+    -0.0 too, as Python compares them): their dense ranks, found by sorting rather than with a hash table of the
+    values (strings, for views)."""
+    return pc.rank(values, tiebreaker="dense").to_numpy().astype(np.int64) - 1
