@@ -819,6 +819,7 @@ class KnowledgeCLIPModel(CLIPModel):
         entity_attention_mask: torch.Tensor | None = None,
         entity_pixel_values: torch.Tensor | None = None,
         entity_ids: torch.LongTensor | None = None,
+        entity_input_hashes: torch.LongTensor | None = None,
         relation_input_ids: torch.LongTensor | None = None,
         relation_attention_mask: torch.Tensor | None = None,
         relation_labels: torch.LongTensor | None = None,
@@ -842,6 +843,9 @@ class KnowledgeCLIPModel(CLIPModel):
                 The batch's unique image entities (the slots after the texts).
             entity_ids (`torch.LongTensor` of shape `(num_entities,)`):
                 KG ids of the entity slots, for false-negative masking (defaults to the slot index).
+            entity_input_hashes (`torch.LongTensor` of shape `(num_entities,)`, *optional*):
+                Hashes of the entity slots' tower inputs, which the processor adds to every knowledge batch; not read
+                here (they key the trainer's `TeacherEmbeddingCache`), accepted so that `model(**batch)` works.
             relation_input_ids, relation_attention_mask (`torch.Tensor` of shape `(num_batch_relations, seq_len)`):
                 The batch's unique relation texts.
             relation_labels (`torch.LongTensor` of shape `(num_batch_relations,)`):
