@@ -883,27 +883,34 @@ class KnowledgeCLIPModel(CLIPModel):
 
         # Every fusion sequence the objectives need, each computed once: Y(-,-,e) for every entity, Y(h,r,-) for
         # every distinct (head, relation) query, R(h,-,t) for every distinct (head, tail) pair of the triplets (E2R)
-        # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass.
-        queries, query_of_triplet = torch.unique(triplets[:, :2], dim=0, return_inverse=True)
-        pairs, pair_index = torch.unique(
-            torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), dim=0, return_inverse=True
-        )
+        # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass. One
+        # `torch.unique` over `(kind, a, b)` rows finds them all (one host sync, for its data-dependent size): sorted,
+        # the entities come first in slot order, then the queries, then the pairs.
+        num_triplets = triplets.shape[0]
         slots = torch.arange(num_entities, device=triplets.device)
-        sequences = [
-            torch.stack(masked_sequences(tails=slots), dim=1),
-            torch.stack(masked_sequences(heads=queries[:, 0], relations=queries[:, 1]), dim=1),
-            torch.stack(masked_sequences(heads=pairs[:, 0], tails=pairs[:, 1]), dim=1),
-        ]
-        fusion_output = self.fuse(entities, *torch.cat(sequences).unbind(dim=1), **kwargs)
+        entity_rows = F.pad(slots.unsqueeze(1), (1, 1))  # (0, e, 0)
+        query_rows = F.pad(triplets[:, :2], (1, 0), value=1)  # (1, h, r)
+        pair_rows = F.pad(torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), (1, 0), value=2)  # (2, h, t)
+        rows = torch.cat([entity_rows, query_rows, pair_rows])
+        sequences, sequence_of_row = torch.unique(rows, dim=0, return_inverse=True)
+        kind, first, second = sequences.unbind(dim=1)
+        masked = torch.full_like(first, MASKED)
+        fusion_output = self.fuse(
+            entities,
+            torch.where(kind == 0, masked, first),
+            torch.where(kind == 1, second, masked),
+            torch.where(kind == 0, first, torch.where(kind == 2, second, masked)),
+            **kwargs,
+        )
         entity_embeds = fusion_output.pooler_output[:num_entities]
-        query_embeds = fusion_output.pooler_output[num_entities : num_entities + queries.shape[0]][query_of_triplet]
-        pair_relation_embeds = fusion_output.relation_embeds[num_entities + queries.shape[0] :]
-        triplet_relation_embeds = pair_relation_embeds[pair_index[: triplets.shape[0]]]
+        query_embeds = fusion_output.pooler_output[sequence_of_row[num_entities : num_entities + num_triplets]]
+        pair_relation_embeds = fusion_output.relation_embeds[sequence_of_row[num_entities + num_triplets :]]
+        triplet_relation_embeds = pair_relation_embeds[:num_triplets]
         relation_logits = self.relation_head(triplet_relation_embeds)
 
         graph_embeds = None
         if graph_edges is not None:
-            edge_relation_embeds = pair_relation_embeds[pair_index[triplets.shape[0] :]]
+            edge_relation_embeds = pair_relation_embeds[num_triplets:]
             graph_embeds = self.graph_head(entity_embeds, edge_relation_embeds, edges[:, 0], edges[:, 2])
 
         text_embeds = F.normalize(entities.text_embeds, dim=-1)
