@@ -36,6 +36,7 @@ def test_quick_run_writes_results(tmp_path):
 
     training = results["sections"]["training"]
     assert {"step_s", "literal_step_s", "speedup_vs_literal", "clip_step_s", "ratio_vs_clip_step"} <= set(training)
+    assert {"step_teacher_cached_s", "ratio_vs_clip_step_teacher_cached"} <= set(training)
     assert set(training["time_split"]) == {"towers", "teacher", "fusion", "graph", "losses", "other", "optimizer"}
     assert abs(sum(training["time_split"].values()) - 1.0) < 1e-6
     # The batched step and the literal method compute the same four objectives with the same gradients.
