@@ -44,9 +44,9 @@ from common import (
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-# Per-device batches the projection is made for, in triplets with K = 4 sampled in-edges per tail (one hop, the
-# suite's graph setting): 256 is the B = 256, K = 4 that the scale issue names and the ViT-B/32 recipe's
-# per_device_train_batch_size (examples/configs/vit-b-32.yaml: 256 x 8 GPUs = a global batch of 2048); 64 is the
+# Per-device batches the projection is made for, in triplets with K = 4 sampled in-edges per tail (the default
+# `graph_num_neighbors`; one hop, the suite's graph setting): 256 is the ViT-B/32 recipe's
+# per_device_train_batch_size (examples/configs/vit-b-32.yaml: 256 x 8 GPUs = a global batch of 2048), 64 the
 # ViT-L/14 recipe's (64 x 8 GPUs x 4 accumulation steps = 2048, with activation checkpointing).
 PROJECTED_BATCHES = (64, 256)
 DEVICE_MEMORY_BYTES = 80 * 10**9
@@ -202,10 +202,7 @@ def _measure_config(setup: StepSetup, batches: dict[int, dict], reps: int) -> di
         points.append(_measure_memory(setup))
     points.reverse()
     timings = interleaved_medians(
-        {
-            "knowledge_clip": lambda: setup.step(set_to_none=False),
-            "clip": lambda: clip_step(setup.model, setup.batch, setup.optimizer),
-        },
+        {"knowledge_clip": setup.step, "clip": lambda: clip_step(setup.model, setup.batch, setup.optimizer)},
         reps,
         warmup=0,
     )

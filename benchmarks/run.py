@@ -75,9 +75,10 @@ class Plan:
     sampling_edges: int = 10_000_000
     memory_batch_sizes: tuple[int, ...] = (16, 32, 64)
     # Model sizes of the scale section, each with the batch sizes (triplets) its memory is measured at; the time is
-    # measured at the smallest. About N minutes on 2 idle cores, most of it ViT-L/14.
+    # measured at the smallest, one repetition after the profiled step: a ViT-L/14 step takes a minute or more on 2
+    # cores and holds about 10 GiB, so larger batches or more repetitions are for a machine with more of both.
     scale_models: tuple[tuple[ModelSize, tuple[int, ...]], ...] = ((VIT_B32, (2, 4)), (VIT_L14, (1, 2)))
-    scale_reps: int = 2
+    scale_reps: int = 1
     gpu_batch_size: int = 256
     gpu_steps: int = 20
     gpu_time_budget_s: float = 120.0
