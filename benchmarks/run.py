@@ -75,8 +75,8 @@ class Plan:
     sampling_edges: int = 10_000_000
     memory_batch_sizes: tuple[int, ...] = (16, 32, 64)
     # Model sizes of the scale section, each with the batch sizes (triplets) its memory is measured at; the time is
-    # measured at the smallest, one repetition after the profiled step: a ViT-L/14 step takes a minute or more on 2
-    # cores and holds about 10 GiB, so larger batches or more repetitions are for a machine with more of both.
+    # measured at the smallest, one repetition after the profiled step: a ViT-L/14 step at B = 1 took 75 s on 2
+    # shared cores and peaks at 10.3 GiB, so larger batches or more repetitions are for a machine with more of both.
     scale_models: tuple[tuple[ModelSize, tuple[int, ...]], ...] = ((VIT_B32, (2, 4)), (VIT_L14, (1, 2)))
     scale_reps: int = 1
     gpu_batch_size: int = 256
