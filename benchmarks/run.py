@@ -97,7 +97,6 @@ QUICK_PLAN = Plan(
     sampling_edges=200_000,
     memory_batch_sizes=(4, 8),
     scale_models=((QUICK, (2, 4)),),
-    scale_reps=1,
     gpu_batch_size=16,
     gpu_steps=3,
 )
