@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import torch
 from common import matmul_flops_per_second, median_seconds
-from torch.utils.flop_counter import FlopCounterMode
-
-from knowledge_clip.training import teacher_embeddings
-
-
-def step_flops(setup) -> int:
-    """FLOPs of the forward and backward pass of `setup`'s training step (the optimizer's are not counted)."""
-    setup.optimizer.zero_grad(set_to_none=True)
-    with FlopCounterMode(display=False) as counter:
-        output = setup.model(**setup.batch, return_loss=True, **teacher_embeddings(setup.teacher, setup.batch))
-        output.loss.backward()
-    setup.optimizer.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
 
 
 def run(setup, reps: int, warmup: int, matmul_size: int, step_s: float | None = None) -> dict:
     """Achieved FLOP/s of the step as a fraction of large-matmul FLOP/s (aim >= 0.35 on CPU)."""
-    flops = step_flops(setup)
+    flops = setup.flops()
     if step_s is None:
         step_s = median_seconds(setup.step, reps, warmup)["median_s"]
     matmul = matmul_flops_per_second(matmul_size, reps, warmup)

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark suite: timing, the synthetic knowledge graph, model sizes, batches and tables.
+"""Shared pieces of the benchmark suite: timing, the synthetic knowledge graph, model sizes, batches, the training
+step (and its FLOPs) that several sections time, and tables.
 
 Every benchmark measures a ratio against a baseline computed in the same run on the same inputs, as the median of
 several repetitions after warm-up (`median_seconds`, `interleaved_medians`). The inputs are realistic: a synthetic
@@ -9,22 +10,27 @@ decoding, neighbour sampling, `KnowledgeCLIPProcessor.encode_knowledge`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from transformers import CLIPImageProcessorPil, CLIPTokenizer
+from torch.profiler import record_function
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import CLIPImageProcessorPil, CLIPModel, CLIPTextConfig, CLIPTokenizer
 
 from knowledge_clip import KnowledgeCLIPConfig, KnowledgeCLIPModel, KnowledgeCLIPProcessor
 from knowledge_clip.data.collator import KnowledgeCLIPCollator, KnowledgeTripletDataset
 from knowledge_clip.graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, ViewKind
+from knowledge_clip.hub import OPENAI_CLIP_TOWERS
+from knowledge_clip.training import TeacherEmbeddingCache, teacher_embeddings
 
 RELATIONS = [
     "is a",
@@ -54,8 +60,12 @@ _WORDS = (
 
 
 # ---------------------------------------------------------------------------------------------------------- timing
-def median_seconds(function: Callable[[], object], reps: int, warmup: int) -> dict:
-    """Runs `function` `warmup` times untimed, then `reps` times timed; returns the median and every time."""
+def median_seconds(function: Callable[[], object], reps: int, warmup: int, budget_s: float | None = None) -> dict:
+    """
+    Runs `function` `warmup` times untimed, then `reps` times timed; returns the median and every time. With
+    `budget_s`, the timed repetitions stop once they have taken that long (after at least one), so that a run on a
+    lent machine ends in its time.
+    """
     for _ in range(warmup):
         function()
     times = []
@@ -63,6 +73,8 @@ def median_seconds(function: Callable[[], object], reps: int, warmup: int) -> di
         begin = time.perf_counter()
         function()
         times.append(time.perf_counter() - begin)
+        if budget_s is not None and sum(times) >= budget_s:
+            break
     return {"median_s": statistics.median(times), "times_s": times}
 
 
@@ -120,13 +132,41 @@ class ModelSize:
     vocab_size: int | None = None  # the tokenizer's when None
 
 
-# A CPU-sized model for the timed CPU sections; QUICK for smoke runs; VIT_B32 is CLIP ViT-B/32 with the paper's
-# fusion encoder (4 layers, width 1024) for the GPU section.
+def clip_model_size(name: str, base_model: str) -> ModelSize:
+    """
+    The towers of OpenAI's `base_model` (their shapes from `knowledge_clip.hub.OPENAI_CLIP_TOWERS`, vocabulary
+    `CLIPTextConfig`'s default, which is OpenAI's 49,408 tokens) with the paper's fusion encoder: 4 layers of width
+    1024, and 16 heads as in the recipes of examples/configs.
+    """
+    towers = OPENAI_CLIP_TOWERS[base_model]
+    text, vision = towers["text_config"], towers["vision_config"]
+    if any(tower["intermediate_size"] != 4 * tower["hidden_size"] for tower in (text, vision)):
+        raise ValueError(f"{base_model}: model_config builds tower MLPs of 4x the width, these are not.")
+    return ModelSize(
+        name,
+        vision["hidden_size"],
+        vision["num_hidden_layers"],
+        vision["num_attention_heads"],
+        text["hidden_size"],
+        text["num_hidden_layers"],
+        text["num_attention_heads"],
+        vision["image_size"],
+        vision["patch_size"],
+        towers["projection_dim"],
+        fusion_hidden=1024,
+        fusion_layers=4,
+        fusion_heads=16,
+        text_max_tokens=text["max_position_embeddings"],
+        vocab_size=CLIPTextConfig().vocab_size,
+    )
+
+
+# A CPU-sized model for the timed CPU sections; QUICK for smoke runs; VIT_B32 and VIT_L14 are OpenAI's CLIP towers
+# with the paper's fusion encoder, for the scale and GPU sections.
 CPU = ModelSize("cpu-small", 256, 4, 4, 256, 4, 4, 64, 16, 128, 256, 2, 4)
 QUICK = ModelSize("quick-tiny", 64, 2, 2, 64, 2, 2, 32, 16, 32, 64, 1, 2)
-VIT_B32 = ModelSize(
-    "vit-b32", 768, 12, 12, 512, 12, 8, 224, 32, 512, 1024, 4, 16, text_max_tokens=77, vocab_size=49408
-)
+VIT_B32 = clip_model_size("vit-b32", "openai/clip-vit-base-patch32")
+VIT_L14 = clip_model_size("vit-l14", "openai/clip-vit-large-patch14")
 
 
 def model_config(size: ModelSize, tokenizer: CLIPTokenizer, num_neighbors: int) -> KnowledgeCLIPConfig:
@@ -292,6 +332,151 @@ def describe_batch(batch: dict) -> dict:
         "image_entities": int(batch["entity_pixel_values"].shape[0]) if "entity_pixel_values" in batch else 0,
         "relations": int(batch["relation_input_ids"].shape[0]),
     }
+
+
+# ----------------------------------------------------------------------------------------------------------- steps
+LOSS_NAMES = ("loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss")
+OPTIMIZER_RANGE = "optimizer"
+"""The profiler range `training_step` opens around `optimizer.step()`."""
+
+
+def knowledge_losses(
+    model: KnowledgeCLIPModel, teacher: CLIPModel, batch: dict, teacher_cache: TeacherEmbeddingCache | None = None
+) -> dict[str, torch.Tensor]:
+    """The model's own computation: `forward(return_loss=True)` on the deduplicated batch, the teacher's embeddings
+    computed for every entity, or read from `teacher_cache` where it holds them."""
+    output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch, teacher_cache))
+    return {name: output[name] for name in LOSS_NAMES}
+
+
+def autocast(batch: dict, dtype: torch.dtype | None) -> torch.autocast:
+    """`torch.autocast` to `dtype` on the batch's device; a no-op context when `dtype` is `None`."""
+    return torch.autocast(batch["triplets"].device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def training_step(
+    losses_fn, model, teacher, batch, optimizer, autocast_dtype=None, set_to_none: bool = True
+) -> dict[str, torch.Tensor]:
+    """
+    zero_grad, the objectives by `losses_fn` (under `torch.autocast(autocast_dtype)` when given), backward, optimizer
+    step. `set_to_none=False` keeps the gradient tensors allocated from step to step (zeroed), so that a step's
+    memory rise is its activations and temporaries alone (bench_scale).
+    """
+    optimizer.zero_grad(set_to_none=set_to_none)
+    with autocast(batch, autocast_dtype):
+        losses = losses_fn(model, teacher, batch)
+    losses["loss"].backward()
+    with record_function(OPTIMIZER_RANGE):
+        optimizer.step()
+    return losses
+
+
+def clip_step(clip: CLIPModel, batch: dict, optimizer) -> None:
+    """A plain CLIP step on the batch's unique entities: both towers over all of them, CLIP's loss on the first
+    min(texts, images) image-text pairs."""
+    optimizer.zero_grad(set_to_none=True)
+    text = clip.get_text_features(
+        input_ids=batch["entity_input_ids"], attention_mask=batch["entity_attention_mask"]
+    ).pooler_output
+    image = clip.get_image_features(pixel_values=batch["entity_pixel_values"]).pooler_output
+    pairs = min(text.shape[0], image.shape[0])
+    text = torch.nn.functional.normalize(text[:pairs], dim=-1)
+    image = torch.nn.functional.normalize(image[:pairs], dim=-1)
+    logits = clip.logit_scale.exp() * image @ text.T
+    targets = torch.arange(pairs, device=logits.device)
+    loss = torch.nn.functional.cross_entropy(logits, targets) + torch.nn.functional.cross_entropy(logits.T, targets)
+    loss.backward()
+    optimizer.step()
+
+
+@dataclasses.dataclass
+class StepSetup:
+    """
+    One knowledge batch on a device, a freshly initialised model of the world's size, its teacher and AdamW; the step
+    runs its forward under `torch.autocast(autocast_dtype)` when that is given (bf16 on a GPU).
+    """
+
+    batch: dict
+    model: KnowledgeCLIPModel
+    teacher: CLIPModel
+    optimizer: torch.optim.Optimizer
+    autocast_dtype: torch.dtype | None = None
+
+    @classmethod
+    def create(
+        cls, world, batch_size: int, device: str = "cpu", autocast_dtype: torch.dtype | None = None
+    ) -> StepSetup:
+        model = world.model().to(device).train()
+        teacher = model.to_clip().eval().requires_grad_(False)
+        batch = {name: tensor.to(device) for name, tensor in world.batch(batch_size).items()}
+        # Fused AdamW on a GPU (one kernel over all parameters, as CUDA trainers use); the CPU sections keep the
+        # default implementation their figures were measured with.
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=torch.device(device).type == "cuda")
+        return cls(batch, model, teacher, optimizer, autocast_dtype)
+
+    def step(self, set_to_none: bool = True) -> dict[str, torch.Tensor]:
+        """One batched training step (what the trainer runs); `set_to_none` as in `training_step`."""
+        return training_step(
+            knowledge_losses, self.model, self.teacher, self.batch, self.optimizer, self.autocast_dtype, set_to_none
+        )
+
+    def teacher_cached_step(self, cache: TeacherEmbeddingCache) -> dict[str, torch.Tensor]:
+        """One batched training step with the trainer's teacher cache; after the first, every entity is a hit (the
+        trainer's steady state on a graph whose entity views recur, as the benchmark world's do)."""
+
+        def losses(model, teacher, batch):
+            return knowledge_losses(model, teacher, batch, cache)
+
+        return training_step(losses, self.model, self.teacher, self.batch, self.optimizer, self.autocast_dtype)
+
+    def flops(self) -> int:
+        """FLOPs of the step's forward and backward (counted by `FlopCounterMode`: matmuls, convolutions and
+        attention); the optimizer's are not counted and no parameter changes."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with FlopCounterMode(display=False) as counter:
+            with autocast(self.batch, self.autocast_dtype):
+                loss = knowledge_losses(self.model, self.teacher, self.batch)["loss"]
+            loss.backward()
+        self.optimizer.zero_grad(set_to_none=True)
+        return counter.get_total_flops()
+
+
+def fusion_sequence_count(batch: dict) -> int:
+    """
+    The fusion sequences the model runs for a knowledge batch, each once: `Y(-,-,e)` of every entity, `Y(h,r,-)` of
+    every distinct (head, relation) query of the triplets, `R(h,-,t)` of every distinct (head, tail) pair of the
+    triplets and graph edges.
+    """
+    triplets = batch["triplets"]
+    edges = batch.get("graph_edges", triplets.new_zeros(0, 3))
+    entities = batch["entity_ids"].shape[0]
+    queries = torch.unique(triplets[:, :2], dim=0).shape[0]
+    pairs = torch.unique(torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), dim=0).shape[0]
+    return entities + queries + pairs
+
+
+@contextlib.contextmanager
+def module_ranges(groups: dict[str, list[torch.nn.Module]]) -> Iterator[None]:
+    """
+    Opens a profiler range named after its group around every forward call of each module (forward hooks, without
+    touching the model's code), so that a profile tells which part of a step each op and allocation belongs to.
+    """
+    handles, open_ranges = [], {}
+    for name, modules in groups.items():
+        for module in modules:
+
+            def enter(module, args, name=name):
+                open_ranges.setdefault(id(module), []).append(record_function(name).__enter__())
+
+            def leave(module, args, output):
+                open_ranges[id(module)].pop().__exit__(None, None, None)
+
+            handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # ---------------------------------------------------------------------------------------------------------- memory

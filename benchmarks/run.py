@@ -1,4 +1,5 @@
-"""The knowledge-clip benchmark suite: `python benchmarks/run.py [--only SECTIONS] [--quick]` (or `make bench`).
+"""The knowledge-clip benchmark suite: `python benchmarks/run.py [--only SECTIONS] [--quick] [--batch-size N]` (or
+`make bench`).
 
 Every figure is a ratio against a baseline measured in the same run on the same inputs (median of the repetitions
 after warm-up). Sections, in order (see docs/benchmarks.md):
@@ -10,7 +11,10 @@ after warm-up). Sections, in order (see docs/benchmarks.md):
     data       collator + DataLoader batches/s against the step's consumption                (target >= 4x)
     graphs     ConceptNet loading against pandas, memory per triplet, neighbour sampling at scale
     memory     peak step memory on 2 gloo processes: activation checkpointing, local vs full logits
-    gpu        ViT-B/32-sized step in bf16 on CUDA (samples/s, MFU, peak memory) -> results-gpu.json
+    scale      ViT-B/32 and ViT-L/14 towers with the paper's fusion encoder: step time vs a plain CLIP step, peak
+               memory with and without checkpointing, projected peak per device at large batches
+    gpu        ViT-B/32 step in bf16 on CUDA (samples/s, MFU, peak memory) -> results-gpu.json; also a script of
+               its own, benchmarks/bench_gpu.py
 
 Results go to benchmarks/results.json (and results-gpu.json for the GPU section); the tables are printed.
 """
@@ -32,13 +36,27 @@ import bench_gpu
 import bench_graphs
 import bench_inference
 import bench_memory
+import bench_scale
 import bench_training
 import torch
 import transformers
-from bench_training import StepSetup
-from common import CPU, QUICK, VIT_B32, describe_batch, describe_size, make_world, median_seconds, print_table
+from common import (
+    CPU,
+    QUICK,
+    VIT_B32,
+    VIT_L14,
+    ModelSize,
+    StepSetup,
+    describe_batch,
+    describe_size,
+    make_world,
+    median_seconds,
+    print_table,
+)
 
-SECTIONS = ("inference", "training", "compute", "data", "graphs", "memory", "gpu")
+SECTIONS = ("inference", "training", "compute", "data", "graphs", "memory", "scale", "gpu")
+# The sections that time the CPU model's step on the shared batch; `scale` and `gpu` build models of their own.
+SHARED_STEP_SECTIONS = ("inference", "training", "compute", "data", "graphs", "memory")
 HERE = Path(__file__).resolve().parent
 
 
@@ -57,7 +75,14 @@ class Plan:
     conceptnet_rows: int = 1_000_000
     sampling_edges: int = 10_000_000
     memory_batch_sizes: tuple[int, ...] = (16, 32, 64)
+    # Model sizes of the scale section, each with the batch sizes (triplets) its memory is measured at; the time is
+    # measured at the smallest, one repetition after the profiled step: a ViT-L/14 step at B = 1 took 75 s on 2
+    # shared cores and peaks at 10.3 GiB, so larger batches or more repetitions are for a machine with more of both.
+    scale_models: tuple[tuple[ModelSize, tuple[int, ...]], ...] = ((VIT_B32, (2, 4)), (VIT_L14, (1, 2)))
+    scale_reps: int = 1
     gpu_batch_size: int = 256
+    gpu_steps: int = 20
+    gpu_time_budget_s: float = 120.0
 
 
 FULL = Plan()
@@ -72,7 +97,9 @@ QUICK_PLAN = Plan(
     conceptnet_rows=20_000,
     sampling_edges=200_000,
     memory_batch_sizes=(4, 8),
+    scale_models=((QUICK, (2, 4)),),
     gpu_batch_size=16,
+    gpu_steps=3,
 )
 
 TARGETS = {
@@ -105,7 +132,16 @@ def _report_inference(results: dict) -> None:
 def _report_training(results: dict) -> None:
     print_table(
         "2. Training step (batched) vs literal method and plain CLIP",
-        ("step s", "literal s", "speedup", "clip step s", "ratio vs clip", "max |loss diff|", "max |grad diff|"),
+        (
+            "step s",
+            "literal s",
+            "speedup",
+            "clip step s",
+            "ratio vs clip",
+            "cached teacher",
+            "max |loss diff|",
+            "max |grad diff|",
+        ),  # fmt: skip
         [
             (
                 results["step_s"],
@@ -113,6 +149,7 @@ def _report_training(results: dict) -> None:
                 results["speedup_vs_literal"],
                 results["clip_step_s"],
                 results["ratio_vs_clip_step"],
+                results["ratio_vs_clip_step_teacher_cached"],
                 results["max_abs_loss_diff"],
                 results["max_abs_grad_diff"],
             )
@@ -187,18 +224,44 @@ def _report_memory(results: dict) -> None:
     )
 
 
-def _report_gpu(results: dict) -> None:
-    print_table(
-        f"7. GPU ({results['device']}, bf16)",
-        ("triplets/s", "step s", "MFU vs matmul", "peak GiB"),
-        [
-            (
-                results["triplets_per_s"],
-                results["step_s"],
-                results["mfu_vs_matmul"],
-                results["peak_memory_bytes"] / 2**30,
+def _report_scale(results: dict) -> None:
+    rows = []
+    for name, figures in results["models"].items():
+        for config in ("plain", "checkpointing"):
+            measured = figures[config]
+            rows.append(
+                (
+                    name,
+                    config,
+                    measured["timing_triplets"],
+                    measured["step_s"],
+                    measured["clip_step_s"],
+                    measured["ratio_vs_clip_step"],
+                    " / ".join(f"{p['peak_bytes'] / 2**30:.3g}" for p in measured["points"]),
+                    " / ".join(f"{p['fusion_inputs_peak_bytes'] / 2**20:.3g}" for p in measured["points"]),
+                    measured["peak_fit"]["slope"] / 2**20,
+                    " / ".join(f"{p['peak_bytes'] / 2**30:.3g}" for p in measured["projected"]),
+                    measured["largest_batch_within_device_memory"],
+                )
             )
-        ],
+    batches = results["projected_batches"]
+    sizes = {name: "/".join(str(p["triplets"]) for p in f["plain"]["points"]) for name, f in results["models"].items()}
+    print_table(
+        f"7. Scale (K = {results['num_neighbors']}; memory at B = {sizes}; time at the smallest)",
+        (
+            "towers",
+            "activations",
+            "B",
+            "step s",
+            "clip step s",
+            "ratio vs clip",
+            "peak GiB",
+            "fusion inputs MiB",
+            "MiB per triplet",
+            f"projected GiB at {'/'.join(map(str, batches))}",
+            f"largest B in {results['device_memory_bytes'] / 1e9:.0f} GB",
+        ),
+        rows,
     )
 
 
@@ -209,6 +272,7 @@ REPORTS = {
     "data": _report_data,
     "graphs": _report_graphs,
     "memory": _report_memory,
+    "scale": _report_scale,
 }
 
 
@@ -217,6 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions (smoke run)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--batch-size", type=int, help="triplets per benchmark batch (default: the plan's, 64)")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     sections = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -226,6 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     plan, size = (QUICK_PLAN, QUICK) if args.quick else (FULL, CPU)
+    if args.batch_size:
+        plan = dataclasses.replace(plan, batch_size=args.batch_size)
 
     results = {
         "environment": {
@@ -242,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
         "targets": {},
     }
     with tempfile.TemporaryDirectory(prefix="knowledge_clip_bench_") as directory:
-        cpu_sections = [name for name in sections if name != "gpu"]
+        cpu_sections = [name for name in sections if name in SHARED_STEP_SECTIONS]
         if cpu_sections:
             world = make_world(Path(directory, "world"), size, plan.num_entities, plan.num_neighbors)
             setup = StepSetup.create(world, plan.batch_size)
@@ -290,16 +357,28 @@ def main(argv: list[str] | None = None) -> dict:
             results["sections"][name] = section
             REPORTS[name](section)
 
+        if "scale" in sections:
+            print("\n[scale] running...", flush=True)
+            worlds = [
+                make_world(Path(directory, "world"), model_size, plan.num_entities, plan.num_neighbors)
+                for model_size, _ in plan.scale_models
+            ]
+            section = bench_scale.run(worlds, [batch_sizes for _, batch_sizes in plan.scale_models], plan.scale_reps)
+            results["sections"]["scale"] = section
+            _report_scale(section)
+
         if "gpu" in sections:
             if torch.cuda.is_available():
                 gpu_world = make_world(Path(directory, "gpu_world"), VIT_B32, plan.num_entities, plan.num_neighbors)
-                gpu = bench_gpu.run(gpu_world, plan.gpu_batch_size, plan.reps, plan.warmup)
-                _report_gpu(gpu)
+                gpu = bench_gpu.run(
+                    gpu_world, plan.gpu_batch_size, plan.gpu_steps, plan.warmup, plan.gpu_time_budget_s
+                )
+                bench_gpu.report(gpu)
                 gpu_output = args.output.with_name(args.output.stem + "-gpu.json")
                 gpu_output.write_text(json.dumps(gpu, indent=2))
                 results["sections"]["gpu"] = {"written_to": str(gpu_output)}
             else:
-                print("\n7. GPU: skipped (torch.cuda.is_available() is False on this machine)")
+                print("\n8. GPU: skipped (torch.cuda.is_available() is False on this machine)")
                 results["sections"]["gpu"] = {"skipped": "no CUDA device"}
 
     print_table(

@@ -34,6 +34,7 @@ from knowledge_clip.evaluation import (
 )
 from knowledge_clip.training import (
     LOSS_NAMES,
+    TeacherEmbeddingCache,
     TrainerState,
     TrainingConfigurationError,
     TrainingMeter,
@@ -131,6 +132,10 @@ def main(argv=None):
         # from the same files, so every process distils from the same weights.
         teacher.to(accelerator.device)
         logger.info(f"KD teacher: the CLIP part of {teacher_path}", main_process_only=True)
+    # The frozen teacher always embeds an input alike, so each process keeps the embeddings of the entity inputs it
+    # has seen (in memory only: a resumed run recomputes them).
+    teacher_cache_size = 65536 if model_args.teacher_cache_size is None else model_args.teacher_cache_size
+    teacher_cache = TeacherEmbeddingCache(teacher_cache_size) if teacher is not None and teacher_cache_size else None
 
     # G2E neighbourhoods follow the model's graph settings unless overridden.
     num_neighbors = data_args.num_neighbors or model.config.graph_num_neighbors
@@ -215,7 +220,7 @@ def main(argv=None):
         )
         for batch in meter.timed(batches):
             with accelerator.accumulate(model):
-                output = knowledge_forward(model, batch, teacher, accelerator)
+                output = knowledge_forward(model, batch, teacher, accelerator, teacher_cache=teacher_cache)
                 accelerator.backward(output.loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -234,7 +239,9 @@ def main(argv=None):
                 values = {"lr/towers": scheduler.get_last_lr()[0], "logit_scale": unwrapped.logit_scale.exp().item()}
                 train_history.append(meter.log(state.global_step, state.epoch, values))
             if eval_dataloader is not None and args.eval_steps and state.global_step % args.eval_steps == 0:
-                metrics = evaluate_loss(model, eval_dataloader, teacher, accelerator, args.max_eval_batches)
+                metrics = evaluate_loss(
+                    model, eval_dataloader, teacher, accelerator, args.max_eval_batches, teacher_cache
+                )
                 eval_history.append({"step": state.global_step, **metrics})
                 accelerator.log(metrics, step=state.global_step)
                 logger.info(f"step {state.global_step} evaluation: {format_metrics(metrics)}", main_process_only=True)
@@ -254,7 +261,9 @@ def main(argv=None):
     if eval_history and eval_history[-1]["step"] == state.global_step:
         final_metrics = {k: v for k, v in eval_history[-1].items() if k != "step"}
     elif eval_dataloader is not None:
-        final_metrics = evaluate_loss(model, eval_dataloader, teacher, accelerator, args.max_eval_batches)
+        final_metrics = evaluate_loss(
+            model, eval_dataloader, teacher, accelerator, args.max_eval_batches, teacher_cache
+        )
         eval_history.append({"step": state.global_step, **final_metrics})
         logger.info(f"final evaluation: {format_metrics(final_metrics)}", main_process_only=True)
 

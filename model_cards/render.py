@@ -33,25 +33,6 @@ MEASURED_DIR = CARDS_DIR / "measured"
 NAMESPACE = "knowledge-clip"
 """The Hub namespace the project publishes under."""
 
-# The towers of OpenAI's checkpoints, from their config.json on the Hub (`openai/clip-vit-base-patch32`,
-# `openai/clip-vit-large-patch14`): a card is written offline, so the shapes are stated here rather than downloaded.
-OPENAI_CLIP_TOWERS = {
-    "openai/clip-vit-base-patch32": {
-        "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                        "num_attention_heads": 8, "max_position_embeddings": 77},
-        "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                          "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
-        "projection_dim": 512,
-    },
-    "openai/clip-vit-large-patch14": {
-        "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                        "num_attention_heads": 12, "max_position_embeddings": 77},
-        "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                          "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
-        "projection_dim": 768,
-    },
-}  # fmt: skip
-
 # What Pan et al. (2022) report for their models fine-tuned on each task (CLIP -> Knowledge-CLIP).
 PAPER_TABLE_1 = (
     hub.PaperResult("Table 1 (ViT-L/14)", "Visual question answering", "VQAv2 test-dev", "accuracy", "74.10", "76.11"),
@@ -136,7 +117,7 @@ def recipe_config(base_model: str, model_args) -> KnowledgeCLIPConfig:
     relation vocabulary."""
     fusion = model_args.fusion_size_overrides() | model_args.fusion_dropout_overrides()
     return KnowledgeCLIPConfig(
-        **OPENAI_CLIP_TOWERS[base_model], fusion_encoder_config=fusion, **model_args.config_overrides()
+        **hub.OPENAI_CLIP_TOWERS[base_model], fusion_encoder_config=fusion, **model_args.config_overrides()
     )
 
 

@@ -60,6 +60,11 @@ EXEMPT = [
     ("docs/benchmarks.md", "make bench", "minutes of timing at full sizes; tests/test_benchmarks.py runs --quick"),
     ("docs/benchmarks.md", ".venv/bin/python benchmarks/run.py", "timing runs; tests/test_benchmarks.py runs --quick"),
     (
+        "docs/benchmarks.md",
+        ".venv/bin/python benchmarks/bench_gpu.py",
+        "needs a GPU; tests/test_benchmarks.py runs it without CUDA and with --device cpu --tiny",
+    ),
+    (
         "README.md",
         "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 examples/pretrain.py",
         "two processes; tests/test_training_distributed.py launches exactly this at tiny sizes",

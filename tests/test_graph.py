@@ -19,11 +19,13 @@ def _small_graph(name: str = "small", root=None) -> KnowledgeGraph:
     animal = builder.add_entity("animal", text="animal")
     dog = builder.add_entity("dog", [_text("dog"), EntityView(ViewKind.IMAGE, path="images/dog.jpg")])
     tail = builder.add_entity("tail", [EntityView(ViewKind.REGION, path="images/dog.jpg", box=(1, 2, 30, 40))])
-    assert builder.add_triplet(cat, "is a", animal)
-    assert builder.add_triplet(dog, "is a", animal)
-    assert builder.add_triplet(dog, "has a", tail)
-    assert builder.add_triplet(cat, "has a", tail)
-    return builder.build()
+    builder.add_triplet(cat, "is a", animal)
+    builder.add_triplet(dog, "is a", animal)
+    builder.add_triplet(dog, "has a", tail)
+    builder.add_triplet(cat, "has a", tail)
+    graph = builder.build()
+    assert graph.num_triplets == 4 and graph.report.skipped == {}
+    return graph
 
 
 def _random_graph(num_entities: int, num_edges: int, seed: int) -> KnowledgeGraph:
@@ -68,17 +70,35 @@ def test_add_entity_is_idempotent_and_deduplicates_views():
         builder.add_entity("x")
 
 
+def test_views_added_again_are_dropped_whichever_call_added_them():
+    builder = KnowledgeGraphBuilder("g")
+    region = EntityView(ViewKind.REGION, path="a.jpg", box=(0, 0, 4, 4))
+    image = EntityView(ViewKind.IMAGE, path="a.jpg")
+    (bulk,) = builder.add_text_entities(pa.array(["bulk"]), pa.array(["kept first"]))
+    first = builder.add_entity("first", [region, image, region], text="text")
+    builder.add_view(first, EntityView(ViewKind.REGION, path="a.jpg", box=(-0.0, 0, 4, 4)))  # equal to `region`
+    builder.add_view(bulk, _text("kept first"))
+    builder.add_view(bulk, image)
+    assert builder.add_entity("first", [image, _text("text"), _text("later")]) == first
+    builder.add_triplet(bulk, "r", first)
+    graph = builder.build()
+    assert graph.entity_views(bulk) == [_text("kept first"), image]
+    assert graph.entity_views(first) == [_text("text"), region, image, _text("later")]
+
+
 def test_duplicates_and_self_loops_are_rejected_and_counted():
     builder = KnowledgeGraphBuilder("g")
     a, b = builder.add_entity("a", text="a"), builder.add_entity("b", text="b")
-    assert builder.add_triplet(a, "r", b) is True
-    assert builder.add_triplet(a, "r", b) is False
-    assert builder.add_triplet(a, "other", b) is True  # same ends, other relation: a different triplet
-    assert builder.add_triplet(b, "r", b) is False
-    added = builder.add_triplets([b, a, a], [0, 0, 1], [a, b, a])
-    np.testing.assert_array_equal(added, [True, False, False])
+    builder.add_triplet(a, "r", b)
+    builder.add_triplet(a, "r", b)  # duplicate
+    builder.add_triplet(a, "other", b)  # same ends, other relation: a different triplet
+    builder.add_triplet(b, "r", b)  # self-loop
+    builder.add_triplets([b, a, a], [0, 0, 1], [a, b, a])  # new, duplicate, self-loop
+    assert builder.num_triplets == 7  # build drops the duplicates and self-loops
     report = LoadReport(source="input.txt", records_read=7)
     graph = builder.build(report)
+    kept = list(zip(graph.heads.tolist(), graph.relation_ids.tolist(), graph.tails.tolist()))
+    assert kept == [(a, 0, b), (a, 1, b), (b, 0, a)]  # first occurrences, in the order they were added
     assert graph.report is report
     assert graph.num_triplets == 3 == report.triplets_loaded
     assert report.skipped == {"duplicate triplet": 2, "self-loop": 2}
@@ -95,16 +115,19 @@ def test_bulk_triplets_dedup_within_and_across_calls_like_one_by_one():
         builder.add_text_entities([f"e{i}" for i in range(6)], [f"entity {i}" for i in range(6)])
         for relation in "xyz":
             builder.add_relation(relation)
-    expected = [single.add_triplet(h, r, t) for h, r, t in zip(heads.tolist(), relations.tolist(), tails.tolist())]
-    added = []
+    for h, r, t in zip(heads.tolist(), relations.tolist(), tails.tolist()):
+        single.add_triplet(h, r, t)
     for start in range(0, 400, 100):
         part = slice(start, start + 100)
-        added += bulk.add_triplets(heads[part][:60], relations[part][:60], tails[part][:60]).tolist()
-        added += [
-            bulk.add_triplet(h, r, t) for h, r, t in zip(heads[part][60:], relations[part][60:], tails[part][60:])
-        ]
-    assert added == expected
+        bulk.add_triplets(heads[part][:60], relations[part][:60], tails[part][:60])
+        for h, r, t in zip(heads[part][60:], relations[part][60:], tails[part][60:]):
+            bulk.add_triplet(h, r, t)
+    expected = []  # the first occurrence of every triplet that is not a self-loop, in order
+    for triplet in zip(heads.tolist(), relations.tolist(), tails.tolist()):
+        if triplet[0] != triplet[2] and triplet not in expected:
+            expected.append(triplet)
     first, second = bulk.build(), single.build()
+    assert list(zip(first.heads.tolist(), first.relation_ids.tolist(), first.tails.tolist())) == expected
     for column in ("heads", "relation_ids", "tails"):
         np.testing.assert_array_equal(getattr(first, column), getattr(second, column))
     assert first.report.skipped == second.report.skipped and first.report.examples == second.report.examples

@@ -116,3 +116,60 @@ def test_kd_is_zero_against_itself(setup):
     with torch.no_grad():
         output = model(**batch, return_loss=True, **teacher_embeddings(model.to_clip().eval(), batch))
     assert abs(output.kd_loss.item()) < 1e-6
+
+
+def _padded_on_the_left(input_ids, attention_mask, pad_token_id):
+    """The same texts padded on the other side: each row's real tokens moved to its end."""
+    lengths = attention_mask.sum(dim=1)
+    shifts = attention_mask.shape[1] - lengths
+    columns = (torch.arange(attention_mask.shape[1]) - shifts[:, None]) % attention_mask.shape[1]
+    left_ids = torch.gather(input_ids, 1, columns)
+    left_mask = torch.gather(attention_mask, 1, columns)
+    return left_ids.masked_fill(left_mask == 0, pad_token_id), left_mask
+
+
+@torch.no_grad()
+def test_text_tower_runs_in_length_buckets_for_any_padding_side(setup):
+    model, teacher, _, batch, _, _ = setup
+    widths = []
+
+    def record_width(module, args, kwargs):
+        widths.append(kwargs["input_ids"].shape[1])
+
+    hook = model.text_model.register_forward_pre_hook(record_width, with_kwargs=True)
+    try:
+        right = model.encode_entity_features(
+            batch["entity_input_ids"], batch["entity_attention_mask"], None, **_relations(batch)
+        )
+    finally:
+        hook.remove()
+    # Several passes, each cut to its longest text: none pays for the batch's longest entity text but the last.
+    lengths = torch.cat([batch["entity_attention_mask"].sum(1), batch["relation_attention_mask"].sum(1)])
+    assert len(widths) > 1 and sorted(widths) == widths and widths[-1] == lengths.max()
+    assert widths[0] < lengths.max() / 1.5
+
+    # Every text's tokens and pooled output are those of the text alone (the literal reference's tower passes).
+    literal = LiteralKnowledgeCLIP(model, teacher, batch)
+    num_texts = batch["entity_input_ids"].shape[0]
+    for slot in range(num_texts):
+        tokens = literal.entity_tokens(slot)
+        assert right.lengths[slot] == tokens.shape[0]
+        torch.testing.assert_close(right.tokens[slot, : tokens.shape[0]], tokens, rtol=TOL, atol=TOL)
+    for row in range(batch["relation_input_ids"].shape[0]):
+        torch.testing.assert_close(right.relation_tokens[row], literal.relation_token(row), rtol=TOL, atol=TOL)
+    # The text tower's output keeps one row per entity text, then per relation.
+    assert right.text_model_output.pooler_output.shape[0] == num_texts + batch["relation_input_ids"].shape[0]
+
+    # Padded on the left instead, the texts give the same features.
+    pad = model.config.text_config.pad_token_id
+    left = model.encode_entity_features(
+        *_padded_on_the_left(batch["entity_input_ids"], batch["entity_attention_mask"], pad),
+        None,
+        *_padded_on_the_left(batch["relation_input_ids"], batch["relation_attention_mask"], pad),
+    )
+    assert torch.equal(left.lengths, right.lengths)
+    for slot in range(num_texts):
+        length = right.lengths[slot]
+        torch.testing.assert_close(left.tokens[slot, :length], right.tokens[slot, :length], rtol=TOL, atol=TOL)
+    torch.testing.assert_close(left.text_embeds, right.text_embeds, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(left.relation_tokens, right.relation_tokens, rtol=TOL, atol=TOL)

@@ -377,3 +377,17 @@ def test_teacher_reads_images_at_another_resolution_with_interpolate_pos_encodin
     output = model(**batch, return_loss=True, **teacher_embeddings(teacher, batch))
     # The teacher is the student's own CLIP part, so their similarity distributions agree and KD is zero.
     assert output.kd_loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_length_buckets_partition_rows_by_length():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (500,), generator=generator)
+    buckets = KnowledgeCLIPModel._length_buckets(lengths)
+    rows = torch.cat([bucket_rows for bucket_rows, _ in buckets])
+    assert torch.equal(rows.sort().values, torch.arange(500))  # every row in exactly one pass
+    for bucket_rows, width in buckets:
+        bucket_lengths = lengths[bucket_rows]
+        assert width == bucket_lengths.max() and bucket_lengths.max() <= 1.5 * bucket_lengths.min()
+    # Greedy from the shortest: each pass starts at the first length the previous one could not take.
+    for (previous, _), (current, _) in zip(buckets, buckets[1:]):
+        assert lengths[current].min() > 1.5 * lengths[previous].min()

@@ -33,7 +33,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import ImageLoadError, KnowledgeCLIPDataError, UnsafePathError
-from .graph import _METADATA_FILE, KnowledgeGraph, _read_metadata, _relative_posix_path, _table_features
+from .graph import KnowledgeGraph
+from .graph.entities import _relative_posix_path
+from .graph.storage import _METADATA_FILE, _graph_metadata, _graph_tables, _read_metadata, _table_features
 
 __all__ = ["DATA_FILES_PATTERN", "check_repo_id", "hub_dataset_card", "load_hub_folder", "write_hub_folder"]
 
@@ -126,7 +128,7 @@ def write_hub_folder(
     license_of_source = _licenses_by_source(graph._sources, licenses)
     folder = Path(folder)
     features = _table_features()
-    for config, table in graph._tables().items():
+    for config, table in _graph_tables(graph).items():
         table = table.cast(features[config].arrow_schema)  # the schema carries the features for `datasets`
         bounds = _shard_bounds(table.num_rows, max_shard_rows)
         for index, (start, stop) in enumerate(bounds):
@@ -136,7 +138,7 @@ def write_hub_folder(
     image_paths = _image_paths(graph._entities)
     if image_paths:
         _write_image_shards(graph.root, image_paths, folder, max_shard_rows, max_shard_bytes)
-    metadata = graph._metadata(root=None)  # a local root means nothing on another machine
+    metadata = _graph_metadata(graph, root=None)  # a local root means nothing on another machine
     (folder / _METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
     hub_dataset_card(graph, repo_id, license_of_source, len(image_paths)).save(folder / "README.md")
 

@@ -40,6 +40,27 @@ FULL_MODEL_DIR = "full"
 CLIP_EXPORT_DIR = "clip"
 CLIP_REPO_SUFFIX = "-clip"
 
+OPENAI_CLIP_TOWERS = {
+    "openai/clip-vit-base-patch32": {
+        "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+                        "num_attention_heads": 8, "max_position_embeddings": 77},
+        "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                          "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
+        "projection_dim": 512,
+    },
+    "openai/clip-vit-large-patch14": {
+        "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                        "num_attention_heads": 12, "max_position_embeddings": 77},
+        "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                          "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
+        "projection_dim": 768,
+    },
+}  # fmt: skip
+"""The tower shapes of OpenAI's CLIP checkpoints, from their config.json on the Hub, as `KnowledgeCLIPConfig`
+arguments: model cards are rendered and the benchmarks build models of these shapes offline, so the shapes are
+stated here rather than downloaded. Every other setting (vocabulary of 49,408 tokens, activation, layer-norm eps)
+is the `CLIPConfig` default, which is OpenAI's."""
+
 PAPER_ARXIV_ID = "2210.08901"
 PAPER_BIBTEX = """@article{pan2022contrastive,
   title   = {Contrastive Language-Image Pre-Training with Knowledge Graphs},

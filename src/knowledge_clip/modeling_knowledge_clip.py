@@ -6,6 +6,7 @@ This module imports only its configuration and `losses.py`, flat and relative, s
 registered for the auto classes copies everything `AutoModel.from_pretrained(..., trust_remote_code=True)` needs.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -81,7 +82,9 @@ class KnowledgeCLIPOutput(ModelOutput):
         image_embeds (`torch.Tensor` of shape `(image_batch_size, projection_dim)`):
             Normalised projected image embeddings.
         text_model_output (`BaseModelOutputWithPooling`):
-            Output of the text tower.
+            Output of the text tower. For a knowledge batch its rows are the entity texts, then the relations, each
+            row's real tokens left-aligned in `last_hidden_state` (positions past a row's length are padding); the
+            tower ran in passes grouped by length, so only `last_hidden_state` and `pooler_output` are filled.
         vision_model_output (`BaseModelOutputWithPooling`):
             Output of the vision tower.
         entity_embeds (`torch.Tensor` of shape `(num_entities, fusion_hidden_size)`, *optional*):
@@ -175,7 +178,8 @@ class EntityFeatures:
             text-tower output of each relation mapped to the fusion width.
         text_embeds (`torch.Tensor` of shape `(num_text_entities, projection_dim)`): projected, un-normalised.
         image_embeds (`torch.Tensor` of shape `(num_image_entities, projection_dim)`): projected, un-normalised.
-        text_model_output, vision_model_output (`BaseModelOutputWithPooling`, *optional*): the towers' outputs.
+        text_model_output, vision_model_output (`BaseModelOutputWithPooling`, *optional*): the towers' outputs (the
+            text tower's rows: entity texts, then relations, real tokens left-aligned).
     """
 
     tokens: torch.Tensor
@@ -330,7 +334,12 @@ class KnowledgeFusionEmbeddings(nn.Module):
         return relation_positions, relation_positions + 1 + tail_lengths
 
     def forward(
-        self, entities: EntityFeatures, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
+        self,
+        entities: EntityFeatures,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        tails: torch.Tensor,
+        sequence_length: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Rows are padded to the longest of the rows given: [`KnowledgeCLIPModel.fuse`] calls this once per length
@@ -341,6 +350,8 @@ class KnowledgeFusionEmbeddings(nn.Module):
             entities (`EntityFeatures`): token features of the batch's entities and relations.
             heads, relations, tails (`torch.Tensor` of shape `(num_sequences,)`): entity slot / relation row of each
                 sequence's parts, `MASKED` for a masked part.
+            sequence_length (`int`, *optional*): the padded width, at least the longest row's length; read from the
+                rows (a host sync) when `None`. `fuse` passes the widths of all its buckets, read in one sync.
 
         Returns:
             `inputs_embeds` `(num_sequences, seq_len, hidden)`, `attention_mask` `(num_sequences, seq_len)` and the
@@ -354,7 +365,9 @@ class KnowledgeFusionEmbeddings(nn.Module):
             )
         relation_positions, sequence_lengths = self.sequence_layout(entities, heads, tails)
 
-        positions = torch.arange(int(sequence_lengths.max()), device=heads.device).unsqueeze(0)
+        if sequence_length is None:
+            sequence_length = int(sequence_lengths.max())
+        positions = torch.arange(sequence_length, device=heads.device).unsqueeze(0)
         in_head = (positions >= 1) & (positions < relation_positions.unsqueeze(1))
         at_relation = positions == relation_positions.unsqueeze(1)
         in_tail = (positions > relation_positions.unsqueeze(1)) & (positions < sequence_lengths.unsqueeze(1))
@@ -539,6 +552,13 @@ class KnowledgeCLIPModel(CLIPModel):
         Text entities keep their real tokens (the text tower's final hidden states); image entities keep the class
         token and every patch (the vision tower's final hidden states through its post layer norm, so that the class
         token is CLIP's pooled image feature). Relations are pooled by the text tower (x̄_r).
+
+        The text tower runs over the entity texts and relations together, in passes grouped by real length
+        (`_length_buckets`, at most 1.5x between a pass's longest and shortest text), each cut to its longest text:
+        short relations and concept names do not pay for long captions. Real tokens are left-aligned first, so that
+        they sit at positions `0 .. n - 1` whatever side the tokenizer padded (what a text alone would get). CLIP's
+        causal mask means a real token never reads a later position, so cutting the padding changes no output, and
+        the pooled (EOS) token is found among the same tokens as in one padded pass.
         """
         device = self.logit_scale.device
         num_texts = 0 if entity_input_ids is None else entity_input_ids.shape[0]
@@ -550,18 +570,15 @@ class KnowledgeCLIPModel(CLIPModel):
         relation_tokens = self.text_to_fusion.weight.new_zeros(0, self.text_to_fusion.out_features)
 
         if num_texts + num_relations > 0:
-            input_ids, attention_mask = self._concat_texts(
-                (entity_input_ids, entity_attention_mask), (relation_input_ids, relation_attention_mask)
+            text_model_output, text_lengths = self._text_tower_in_length_buckets(
+                *self._concat_texts(
+                    (entity_input_ids, entity_attention_mask), (relation_input_ids, relation_attention_mask)
+                )
             )
-            text_model_output = self.text_model(input_ids=input_ids, attention_mask=attention_mask)
             hidden, pooled = text_model_output.last_hidden_state, text_model_output.pooler_output
             if num_texts:
-                mask = attention_mask[:num_texts].bool()
-                # Left-align the real tokens whatever side the tokenizer padded.
-                order = torch.sort((~mask).int(), dim=1, stable=True).indices
-                tokens = torch.gather(hidden[:num_texts], 1, order.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-                token_chunks.append(self.text_to_fusion(tokens))
-                length_chunks.append(mask.sum(dim=1))
+                token_chunks.append(self.text_to_fusion(hidden[:num_texts]))
+                length_chunks.append(text_lengths[:num_texts])
                 text_embeds = self.text_projection(pooled[:num_texts])
             if num_relations:
                 relation_tokens = self.text_to_fusion(pooled[num_texts:])
@@ -614,11 +631,11 @@ class KnowledgeCLIPModel(CLIPModel):
         """
         embeddings = self.fusion_encoder.embeddings
         relation_positions, lengths = embeddings.sequence_layout(entities, heads, tails)
-        buckets = self._length_buckets(lengths, torch.argsort(lengths, stable=True))
+        buckets = self._length_buckets(lengths)
         pooled, relation_embeds, passes = [], [], []
-        for rows in buckets:
+        for rows, width in buckets:
             inputs_embeds, attention_mask, bucket_relation_positions = embeddings(
-                entities, heads[rows], relations[rows], tails[rows]
+                entities, heads[rows], relations[rows], tails[rows], sequence_length=width
             )
             output = self.fusion_encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
             hidden = output.last_hidden_state
@@ -629,8 +646,8 @@ class KnowledgeCLIPModel(CLIPModel):
             passes.append(output)
         # The buckets partition the rows: concatenating them and indexing with the inverse permutation restores the
         # input order (with gradient).
-        input_order = torch.argsort(torch.cat(buckets))
-        max_width = max(p.last_hidden_state.shape[1] for p in passes)  # the widest bucket, read without a host sync
+        input_order = torch.argsort(torch.cat([rows for rows, _ in buckets]))
+        max_width = max(width for _, width in buckets)
 
         def in_input_order(pieces: list[torch.Tensor], sequence_dims: tuple[int, ...] = ()) -> torch.Tensor:
             padded = []
@@ -667,13 +684,28 @@ class KnowledgeCLIPModel(CLIPModel):
         )
 
     @staticmethod
-    def _length_buckets(lengths: torch.Tensor, order: torch.Tensor, max_ratio: float = 1.5) -> list[torch.Tensor]:
+    def _length_buckets(lengths: torch.Tensor, max_ratio: float = 1.5) -> list[tuple[torch.Tensor, int]]:
+        """
+        Rows grouped into padded passes by length: sorted by length, each pass takes the rows up to `max_ratio` times
+        its shortest. The sorted lengths come to the host once (the call's one host sync, which the passes' Python
+        widths need anyway); each pass's end is a binary search, not a loop over rows.
+
+        Args:
+            lengths (`torch.LongTensor` of shape `(num_rows,)`): the real length of each row, at least 1.
+            max_ratio (`float`, *optional*, defaults to 1.5): the largest longest-to-shortest ratio within a pass.
+
+        Returns:
+            `list[tuple[torch.LongTensor, int]]`: per pass, its rows (indices into `lengths`, on its device, shortest
+            first) and its width (the length of its longest row); the passes partition the rows.
+        """
+        order = torch.argsort(lengths, stable=True)
+        sorted_lengths = lengths[order].cpu()
         buckets, start = [], 0
-        sorted_lengths = lengths[order].tolist()
-        for end in range(1, len(sorted_lengths) + 1):
-            if end == len(sorted_lengths) or sorted_lengths[end] > max_ratio * sorted_lengths[start]:
-                buckets.append(order[start:end])
-                start = end
+        while start < sorted_lengths.shape[0]:
+            longest_allowed = torch.tensor(math.floor(max_ratio * int(sorted_lengths[start])))
+            end = int(torch.searchsorted(sorted_lengths, longest_allowed, right=True))
+            buckets.append((order[start:end], int(sorted_lengths[end - 1])))
+            start = end
         return buckets
 
     def encode_entities(self, entities: EntityFeatures, slots: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -820,6 +852,7 @@ class KnowledgeCLIPModel(CLIPModel):
         entity_attention_mask: torch.Tensor | None = None,
         entity_pixel_values: torch.Tensor | None = None,
         entity_ids: torch.LongTensor | None = None,
+        entity_input_hashes: torch.LongTensor | None = None,
         relation_input_ids: torch.LongTensor | None = None,
         relation_attention_mask: torch.Tensor | None = None,
         relation_labels: torch.LongTensor | None = None,
@@ -843,6 +876,9 @@ class KnowledgeCLIPModel(CLIPModel):
                 The batch's unique image entities (the slots after the texts).
             entity_ids (`torch.LongTensor` of shape `(num_entities,)`):
                 KG ids of the entity slots, for false-negative masking (defaults to the slot index).
+            entity_input_hashes (`torch.LongTensor` of shape `(num_entities,)`, *optional*):
+                Hashes of the entity slots' tower inputs, which the processor adds to every knowledge batch; not read
+                here (they key the trainer's `TeacherEmbeddingCache`), accepted so that `model(**batch)` works.
             relation_input_ids, relation_attention_mask (`torch.Tensor` of shape `(num_batch_relations, seq_len)`):
                 The batch's unique relation texts.
             relation_labels (`torch.LongTensor` of shape `(num_batch_relations,)`):
@@ -880,27 +916,34 @@ class KnowledgeCLIPModel(CLIPModel):
 
         # Every fusion sequence the objectives need, each computed once: Y(-,-,e) for every entity, Y(h,r,-) for
         # every distinct (head, relation) query, R(h,-,t) for every distinct (head, tail) pair of the triplets (E2R)
-        # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass.
-        queries, query_of_triplet = torch.unique(triplets[:, :2], dim=0, return_inverse=True)
-        pairs, pair_index = torch.unique(
-            torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), dim=0, return_inverse=True
-        )
+        # and of the graph edges (G2E), where an edge that is also a triplet reuses the triplet's pass. One
+        # `torch.unique` over `(kind, a, b)` rows finds them all (one host sync, for its data-dependent size): sorted,
+        # the entities come first in slot order, then the queries, then the pairs.
+        num_triplets = triplets.shape[0]
         slots = torch.arange(num_entities, device=triplets.device)
-        sequences = [
-            torch.stack(masked_sequences(tails=slots), dim=1),
-            torch.stack(masked_sequences(heads=queries[:, 0], relations=queries[:, 1]), dim=1),
-            torch.stack(masked_sequences(heads=pairs[:, 0], tails=pairs[:, 1]), dim=1),
-        ]
-        fusion_output = self.fuse(entities, *torch.cat(sequences).unbind(dim=1), **kwargs)
+        entity_rows = F.pad(slots.unsqueeze(1), (1, 1))  # (0, e, 0)
+        query_rows = F.pad(triplets[:, :2], (1, 0), value=1)  # (1, h, r)
+        pair_rows = F.pad(torch.cat([triplets[:, [0, 2]], edges[:, [0, 2]]]), (1, 0), value=2)  # (2, h, t)
+        rows = torch.cat([entity_rows, query_rows, pair_rows])
+        sequences, sequence_of_row = torch.unique(rows, dim=0, return_inverse=True)
+        kind, first, second = sequences.unbind(dim=1)
+        masked = torch.full_like(first, MASKED)
+        fusion_output = self.fuse(
+            entities,
+            torch.where(kind == 0, masked, first),
+            torch.where(kind == 1, second, masked),
+            torch.where(kind == 0, first, torch.where(kind == 2, second, masked)),
+            **kwargs,
+        )
         entity_embeds = fusion_output.pooler_output[:num_entities]
-        query_embeds = fusion_output.pooler_output[num_entities : num_entities + queries.shape[0]][query_of_triplet]
-        pair_relation_embeds = fusion_output.relation_embeds[num_entities + queries.shape[0] :]
-        triplet_relation_embeds = pair_relation_embeds[pair_index[: triplets.shape[0]]]
+        query_embeds = fusion_output.pooler_output[sequence_of_row[num_entities : num_entities + num_triplets]]
+        pair_relation_embeds = fusion_output.relation_embeds[sequence_of_row[num_entities + num_triplets :]]
+        triplet_relation_embeds = pair_relation_embeds[:num_triplets]
         relation_logits = self.relation_head(triplet_relation_embeds)
 
         graph_embeds = None
         if graph_edges is not None:
-            edge_relation_embeds = pair_relation_embeds[pair_index[triplets.shape[0] :]]
+            edge_relation_embeds = pair_relation_embeds[num_triplets:]
             graph_embeds = self.graph_head(entity_embeds, edge_relation_embeds, edges[:, 0], edges[:, 2])
 
         text_embeds = F.normalize(entities.text_embeds, dim=-1)
@@ -940,6 +983,36 @@ class KnowledgeCLIPModel(CLIPModel):
             # every transformers output.
             output = KnowledgeCLIPOutput(**losses, **{k: v for k, v in output.items()})
         return output
+
+    def _text_tower_in_length_buckets(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
+        """
+        The text tower over `input_ids` in passes grouped by real length (see `encode_entity_features`).
+
+        Returns:
+            The tower's output in row order, `last_hidden_state` `(num_rows, longest, hidden)` with each row's real
+            tokens left-aligned (positions past a row's length hold padding outputs or zeros) and `pooler_output`
+            `(num_rows, hidden)`; and the real length of each row `(num_rows,)`.
+        """
+        mask = attention_mask.bool()
+        lengths = mask.sum(dim=1)
+        # A stable sort of the padding flags moves every row's real tokens to its front, in order.
+        left_aligned = torch.sort((~mask).int(), dim=1, stable=True).indices
+        input_ids = torch.gather(input_ids, 1, left_aligned)
+        attention_mask = torch.gather(attention_mask, 1, left_aligned)
+        buckets = self._length_buckets(lengths)
+        longest = max(width for _, width in buckets)
+        hidden, pooled = [], []
+        for rows, width in buckets:
+            output = self.text_model(input_ids=input_ids[rows, :width], attention_mask=attention_mask[rows, :width])
+            hidden.append(F.pad(output.last_hidden_state, (0, 0, 0, longest - width)))
+            pooled.append(output.pooler_output)
+        input_order = torch.argsort(torch.cat([rows for rows, _ in buckets]))
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=torch.cat(hidden)[input_order], pooler_output=torch.cat(pooled)[input_order]
+        )
+        return output, lengths
 
     def _concat_texts(
         self, *texts: tuple[torch.Tensor | None, torch.Tensor | None]

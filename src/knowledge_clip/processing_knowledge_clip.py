@@ -131,9 +131,10 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
 
         Returns:
             [`BatchFeature`] with `entity_input_ids`, `entity_attention_mask` (text entities, slots first),
-            `entity_pixel_values` (image entities, slots after the texts), `entity_ids`, `relation_input_ids`,
-            `relation_attention_mask`, `relation_labels`, `triplets` `(num_triplets, 3)` and, when given,
-            `graph_edges` `(num_edges, 3)`; indices are `(head slot, relation row, tail slot)`.
+            `entity_pixel_values` (image entities, slots after the texts), `entity_ids`, `entity_input_hashes`
+            (see [`tower_input_hashes`]), `relation_input_ids`, `relation_attention_mask`, `relation_labels`,
+            `triplets` `(num_triplets, 3)` and, when given, `graph_edges` `(num_edges, 3)`; indices are
+            `(head slot, relation row, tail slot)`.
         """
         if return_tensors != "pt":
             raise ValueError(f"Knowledge batches are PyTorch tensors; got return_tensors={return_tensors!r}.")
@@ -189,6 +190,9 @@ class KnowledgeCLIPProcessor(ProcessorMixin):
             images = [to_rgb(entities[i]) for i in image_indices]
             data["entity_pixel_values"] = self.image_processor(images, return_tensors="pt")["pixel_values"]
         data["entity_ids"] = torch.tensor([int(entity_ids[i]) for i in text_indices + image_indices], dtype=torch.long)
+        data["entity_input_hashes"] = tower_input_hashes(
+            data.get("entity_input_ids"), data.get("entity_attention_mask"), data.get("entity_pixel_values")
+        )
         relations = self.tokenizer(list(relation_rows), padding=True, truncation=True, return_tensors="pt", **kwargs)
         data["relation_input_ids"] = relations["input_ids"]
         data["relation_attention_mask"] = relations["attention_mask"]
@@ -285,9 +289,43 @@ def entity_key(entity: Entity, where: str = "entity") -> tuple:
     return ("image", entity.mode, entity.size, hashlib.blake2b(entity.tobytes(), digest_size=16).hexdigest())
 
 
+def tower_input_hashes(
+    input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, pixel_values: torch.Tensor | None
+) -> torch.Tensor:
+    """
+    A 63-bit hash of each entity slot's tower input: the real token ids of each text row, then the pixel values (with
+    their shape) of each image row. Two slots get the same hash when their inputs are equal, byte for byte, and
+    different ones otherwise (but for a 2^-63 chance per pair): what a cache of a frozen model's outputs can be keyed
+    on (`knowledge_clip.training.TeacherEmbeddingCache`). Computed where batches are built, in the data loader's
+    workers, so that the training step never reads the inputs back from the accelerator.
+
+    Args:
+        input_ids, attention_mask (`torch.Tensor` of shape `(num_texts, seq_len)`, *optional*): the texts.
+        pixel_values (`torch.Tensor` of shape `(num_images, 3, H, W)`, *optional*): the images.
+
+    Returns:
+        `torch.LongTensor` of shape `(num_texts + num_images,)`.
+    """
+
+    def digest(kind: bytes, values: torch.Tensor) -> int:
+        values = values.contiguous().cpu()
+        header = kind + repr((str(values.dtype), tuple(values.shape))).encode()
+        hashed = hashlib.blake2b(header, digest_size=8)
+        hashed.update(values.view(-1).view(torch.uint8).numpy())
+        return int.from_bytes(hashed.digest(), "big") >> 1
+
+    hashes = []
+    if input_ids is not None:
+        mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        hashes += [digest(b"text", ids[row_mask]) for ids, row_mask in zip(input_ids, mask)]
+    if pixel_values is not None:
+        hashes += [digest(b"image", pixels) for pixels in pixel_values]
+    return torch.tensor(hashes, dtype=torch.long)
+
+
 def _stable_id(key: tuple) -> int:
     """A 63-bit id of a content key that is the same in every process (unlike `hash`)."""
     return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big") >> 1
 
 
-__all__ = ["KnowledgeCLIPProcessor"]
+__all__ = ["KnowledgeCLIPProcessor", "tower_input_hashes"]

@@ -209,7 +209,9 @@ class KnowledgeCLIPCollator:
 
     Bad images never stop training: a view that cannot be loaded (missing, corrupt, too large, unsafe path, empty
     crop) is replaced by another view of the entity, tried in random order; an entity with no loadable view drops
-    its triplets and graph edges from the batch. Drops are counted in `skipped` (per process: each DataLoader worker
+    its triplets and graph edges from the batch. Entities are shown in the order they first appear (triplet by
+    triplet, head before tail, then the sampled edges likewise), and only those of the kept triplets and edges join
+    the batch. Drops are counted in `skipped` (per process: each DataLoader worker
     counts its own) and logged on the first and every `warn_every`-th failed view. A batch whose triplets are all
     dropped raises `KnowledgeCLIPDataError`.
 
@@ -265,6 +267,7 @@ class KnowledgeCLIPCollator:
         self.image_max_pixels = image_max_pixels
         self.warn_every = warn_every
         self.entity_offsets = np.concatenate([[0], np.cumsum([graph.num_entities for graph in self.graphs])[:-1]])
+        self._relation_texts = [np.asarray(graph.relations, dtype=object) for graph in self.graphs]
         self.skipped: collections.Counter[str] = collections.Counter()
         if sample_graph_edges and num_hops > 0:
             # Build the adjacency index once here, so that forked DataLoader workers share it.
@@ -300,78 +303,97 @@ class KnowledgeCLIPCollator:
         references = np.asarray(references, dtype=np.int64).reshape(-1, 2)
         if references.shape[0] == 0:
             raise ValueError("cannot collate an empty batch")
-        for graph_index, triplet_index in references.tolist():
-            if not 0 <= graph_index < len(self.graphs):
-                raise IndexError(f"graph index {graph_index} out of range [0, {len(self.graphs)})")
-            if not 0 <= triplet_index < self.graphs[graph_index].num_triplets:
-                raise IndexError(
-                    f"triplet index {triplet_index} out of range [0, {self.graphs[graph_index].num_triplets}) "
-                    f"in graph {self.graphs[graph_index].name!r}"
-                )
+        self._check_references(references)
         rng = self.batch_generator(references)
         # Global entity id -> the entity as shown in this batch (None: no loadable view). Insertion order is the
         # order in which entities are met, which makes the random choices deterministic.
         shown: dict[int, Entity | None] = {}
 
-        triplets = []
-        tails_by_graph: dict[int, list[int]] = collections.defaultdict(list)
-        for graph_index, triplet_index in references.tolist():
-            triplet = self._resolve(graph_index, triplet_index, shown, rng)
-            if triplet is None:
-                self.skipped["triplet"] += 1
-                continue
-            triplets.append(triplet)
-            tails_by_graph[graph_index].append(int(self.graphs[graph_index].tails[triplet_index]))
-        if not triplets:
+        triplets, kept = self._resolve(references, shown, rng)
+        self.skipped["triplet"] += int((~kept).sum())
+        if not kept.any():
             raise KnowledgeCLIPDataError(
                 f"all {len(references)} triplets of the batch were dropped: none has a head and a tail with a "
                 "loadable view (see the warnings above for the failing files)"
             )
+        rows = [part[kept] for part in triplets]
 
-        graph_edges = None
+        edge_rows = None
         if self.sample_graph_edges:
-            graph_edges = []
-            for graph_index in sorted(tails_by_graph):
-                sampled = self.graphs[graph_index].sample_in_neighbors(
-                    np.asarray(tails_by_graph[graph_index]), self.num_neighbors, self.num_hops, rng
+            edge_parts = []
+            for graph_index in np.unique(references[kept, 0]).tolist():
+                graph = self.graphs[graph_index]
+                tails = graph.tails[references[kept & (references[:, 0] == graph_index), 1]]
+                sampled = graph.sample_in_neighbors(tails, self.num_neighbors, self.num_hops, rng)
+                edges, edge_kept = self._resolve(
+                    np.stack([np.full_like(sampled, graph_index), sampled], 1), shown, rng
                 )
-                for triplet_index in sampled.tolist():
-                    edge = self._resolve(graph_index, triplet_index, shown, rng)
-                    if edge is None:
-                        self.skipped["graph edge"] += 1
-                    else:
-                        graph_edges.append(edge)
+                self.skipped["graph edge"] += int((~edge_kept).sum())
+                edge_parts.append([part[edge_kept] for part in edges])
             # An empty edge list would give G2E no targets; without edges the model skips g2e_loss for this batch.
-            graph_edges = graph_edges or None
+            if sum(len(heads) for heads, _, _ in edge_parts):
+                edge_rows = [np.concatenate(columns) for columns in zip(*edge_parts)]
 
-        entity_ids = [entity_id for entity_id, entity in shown.items() if entity is not None]
-        position = {entity_id: index for index, entity_id in enumerate(entity_ids)}
+        # The batch's entities: those of its kept triplets and edges, in the order they were met.
+        used = np.concatenate([rows[0], rows[2]] + ([edge_rows[0], edge_rows[2]] if edge_rows else []))
+        used = set(np.unique(used).tolist())
+        entity_ids = np.array([entity_id for entity_id in shown if entity_id in used], dtype=np.int64)
+        by_id = np.argsort(entity_ids)
 
-        def positions(rows: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
-            return [(position[head], relation, position[tail]) for head, relation, tail in rows]
+        def positions(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray) -> list[tuple[int, str, int]]:
+            head_positions = by_id[np.searchsorted(entity_ids, heads, sorter=by_id)]
+            tail_positions = by_id[np.searchsorted(entity_ids, tails, sorter=by_id)]
+            return list(zip(head_positions.tolist(), relations.tolist(), tail_positions.tolist()))
 
         return self.processor.encode_knowledge(
-            [shown[entity_id] for entity_id in entity_ids],
-            positions(triplets),
-            positions(graph_edges) if graph_edges is not None else None,
-            entity_ids,
+            [shown[entity_id] for entity_id in entity_ids.tolist()],
+            positions(*rows),
+            positions(*edge_rows) if edge_rows is not None else None,
+            entity_ids.tolist(),
         )
 
+    def _check_references(self, references: np.ndarray) -> None:
+        graph_indices, triplet_indices = references[:, 0], references[:, 1]
+        bad_graphs = (graph_indices < 0) | (graph_indices >= len(self.graphs))
+        if bad_graphs.any():
+            raise IndexError(f"graph index {graph_indices[bad_graphs][0]} out of range [0, {len(self.graphs)})")
+        num_triplets = np.array([graph.num_triplets for graph in self.graphs])[graph_indices]
+        bad_triplets = np.flatnonzero((triplet_indices < 0) | (triplet_indices >= num_triplets))
+        if bad_triplets.size:
+            graph = self.graphs[graph_indices[bad_triplets[0]]]
+            raise IndexError(
+                f"triplet index {triplet_indices[bad_triplets[0]]} out of range [0, {graph.num_triplets}) "
+                f"in graph {graph.name!r}"
+            )
+
     def _resolve(
-        self, graph_index: int, triplet_index: int, shown: dict[int, Entity | None], rng: np.random.Generator
-    ) -> tuple[int, str, int] | None:
-        """`(global head id, relation text, global tail id)` of a triplet, showing its entities; None if one fails."""
-        graph = self.graphs[graph_index]
-        offset = int(self.entity_offsets[graph_index])
-        ends = []
-        for local_id in (int(graph.heads[triplet_index]), int(graph.tails[triplet_index])):
-            entity_id = offset + local_id
+        self, references: np.ndarray, shown: dict[int, Entity | None], rng: np.random.Generator
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """
+        `(global head ids, relation texts, global tail ids)` of the referenced triplets, showing the entities not
+        shown yet (in order of first appearance, each triplet's head before its tail), and which triplets have two
+        loadable ends.
+        """
+        heads, tails = np.empty((2, len(references)), dtype=np.int64)
+        relations = np.empty(len(references), dtype=object)
+        graph_of_end = np.repeat(references[:, 0], 2)
+        for graph_index in np.unique(references[:, 0]).tolist():
+            graph, rows = self.graphs[graph_index], references[:, 0] == graph_index
+            triplet_indices = references[rows, 1]
+            heads[rows] = self.entity_offsets[graph_index] + graph.heads[triplet_indices]
+            tails[rows] = self.entity_offsets[graph_index] + graph.tails[triplet_indices]
+            relations[rows] = self._relation_texts[graph_index][graph.relation_ids[triplet_indices]]
+        ends = np.stack([heads, tails], axis=1).reshape(-1)
+        _, first_positions = np.unique(ends, return_index=True)
+        for position in np.sort(first_positions).tolist():
+            entity_id = int(ends[position])
             if entity_id not in shown:
-                shown[entity_id] = self._show_entity(graph, local_id, rng)
-            if shown[entity_id] is None:
-                return None
-            ends.append(entity_id)
-        return ends[0], graph.relations[int(graph.relation_ids[triplet_index])], ends[1]
+                graph_index = int(graph_of_end[position])
+                local_id = entity_id - int(self.entity_offsets[graph_index])
+                shown[entity_id] = self._show_entity(self.graphs[graph_index], local_id, rng)
+        failed = [entity_id for entity_id, entity in shown.items() if entity is None]
+        loadable = ~np.isin(ends, failed).reshape(-1, 2).any(axis=1)
+        return (heads, relations, tails), loadable
 
     def _show_entity(self, graph: KnowledgeGraph, entity: int, rng: np.random.Generator) -> Entity | None:
         """One view of the entity drawn at random, falling back to its other views in random order."""

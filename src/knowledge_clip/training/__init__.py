@@ -2,7 +2,7 @@
 """
 The reusable parts of `examples/pretrain.py`, for it and for any other training script: argument dataclasses and
 their YAML/command-line parser, the `Accelerator` and its trackers, the `--dataset` registry, the demo's stage-0 CLIP,
-the student and KD teacher, the paper's optimisation, the global-batch loss step, the training meter, atomic
+the student and KD teacher (and the cache of its embeddings), the paper's optimisation, the global-batch loss step, the training meter, atomic
 checkpoints and training curves. Bad invocations raise `TrainingConfigurationError`. See docs/training.md.
 """
 
@@ -35,7 +35,8 @@ from .models import load_pretraining_models, load_teacher
 from .optim import clamp_logit_scale, cosine_schedule_with_warmup, parameter_groups
 from .plotting import plot_training_curves
 from .stage0 import train_stage0_clip
-from .step import LOSS_NAMES, evaluate_loss, knowledge_forward, teacher_embeddings
+from .step import LOSS_NAMES, evaluate_loss, knowledge_forward
+from .teacher import TeacherEmbeddingCache, teacher_embeddings
 
 __all__ = [
     "FINETUNING_ARGUMENT_CLASSES",
@@ -51,6 +52,7 @@ __all__ = [
     "Stage0Arguments",
     "TaskCollator",
     "TaskDataset",
+    "TeacherEmbeddingCache",
     "TrainerState",
     "TrainingConfigurationError",
     "TrainingMeter",

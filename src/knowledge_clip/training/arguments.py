@@ -53,6 +53,10 @@ class ModelArguments:
             read the student's inputs (same text vocabulary and image size). When unset, the CLIP part of
             `model_name_or_path` as loaded: the original CLIP when continuing a CLIP checkpoint, but the towers of the
             checkpoint itself when continuing a Knowledge-CLIP one.
+        teacher_cache_size (`int`, *optional*):
+            Teacher embeddings kept per process (`TeacherEmbeddingCache`, least recently used dropped first, 65,536
+            when unset), so that an entity input seen before is not run through the KD teacher again; 0 turns the
+            cache off.
         clip_loss_weight (`float`, *optional*):
             Weight of CLIP's contrastive loss on the image-text triplets (0, the paper's, when unset).
         disable_dropout (`bool`, *optional*, defaults to `False`):
@@ -78,11 +82,18 @@ class ModelArguments:
         default=None,
         metadata={"help": "KD teacher: CLIP or Knowledge-CLIP checkpoint (default: model_name_or_path's CLIP part)."},
     )
+    teacher_cache_size: int | None = field(
+        default=None, metadata={"help": "Teacher embeddings cached per process (default 65536; 0: no cache)."}
+    )
     clip_loss_weight: float | None = field(default=None, metadata={"help": "Weight of CLIP's own loss (ablations)."})
     disable_dropout: bool = field(
         default=False,
         metadata={"help": "Turn off dropout everywhere: towers' attention dropout, fusion dropout and drop-path."},
     )
+
+    def __post_init__(self):
+        if self.teacher_cache_size is not None and self.teacher_cache_size < 0:
+            raise TrainingConfigurationError(f"--teacher_cache_size must be >= 0, got {self.teacher_cache_size}.")
 
     def config_overrides(self) -> dict:
         """The `KnowledgeCLIPConfig` fields other than the fusion encoder's that were set."""

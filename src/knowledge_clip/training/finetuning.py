@@ -355,8 +355,9 @@ def check_model_arguments(model_args: ModelArguments) -> None:
     if model_args.model_name_or_path is None:
         raise TrainingConfigurationError("--model_name_or_path is required: a Knowledge-CLIP or CLIP checkpoint.")
     pretraining_only = sorted(model_args.config_overrides())
-    if model_args.teacher_name_or_path is not None:
-        pretraining_only.append("teacher_name_or_path")
+    pretraining_only += [
+        name for name in ("teacher_name_or_path", "teacher_cache_size") if getattr(model_args, name) is not None
+    ]
     if pretraining_only:
         raise TrainingConfigurationError(
             f"--{', --'.join(pretraining_only)}: pre-training options (examples/pretrain.py), not fine-tuning ones."

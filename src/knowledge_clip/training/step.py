@@ -5,43 +5,11 @@ import torch
 from accelerate import Accelerator
 
 from ..losses import FeatureGather, KnowledgeCLIPLoss
+from .teacher import TeacherEmbeddingCache, teacher_embeddings
 
-__all__ = ["LOSS_NAMES", "evaluate_loss", "knowledge_forward", "teacher_embeddings"]
+__all__ = ["LOSS_NAMES", "evaluate_loss", "knowledge_forward"]
 
 LOSS_NAMES = ("loss", "e2e_loss", "e2r_loss", "g2e_loss", "kd_loss", "clip_loss")
-
-
-@torch.no_grad()
-def teacher_embeddings(teacher_model, batch: dict) -> dict:
-    """
-    The frozen teacher's inputs to the KD term: its projected embeddings of the batch's text and image entities and
-    its `logit_scale`, computed without gradient.
-
-    Args:
-        teacher_model (`CLIPModel`): The original CLIP.
-        batch (`dict`): A knowledge batch from the collator (its `entity_*` fields are read).
-
-    Returns:
-        `dict`: `teacher_text_embeds`, `teacher_image_embeds`, `teacher_logit_scale`, to pass to the model's forward or
-        to [`KnowledgeCLIPLoss`].
-    """
-    input_ids, pixel_values = batch.get("entity_input_ids"), batch.get("entity_pixel_values")
-    empty = teacher_model.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
-    text_embeds = image_embeds = empty
-    if input_ids is not None and input_ids.shape[0] > 0:
-        text_embeds = teacher_model.get_text_features(
-            input_ids=input_ids, attention_mask=batch.get("entity_attention_mask")
-        ).pooler_output
-    if pixel_values is not None and pixel_values.shape[0] > 0:
-        # The teacher reads the same images as the student, so it needs the same position interpolation.
-        image_embeds = teacher_model.get_image_features(
-            pixel_values=pixel_values, interpolate_pos_encoding=batch.get("interpolate_pos_encoding", False)
-        ).pooler_output
-    return {
-        "teacher_text_embeds": text_embeds,
-        "teacher_image_embeds": image_embeds,
-        "teacher_logit_scale": teacher_model.logit_scale.detach(),
-    }
 
 
 def knowledge_forward(
@@ -51,6 +19,7 @@ def knowledge_forward(
     accelerator: Accelerator,
     gather_losses: bool = True,
     with_graph_edges: bool = True,
+    teacher_cache: TeacherEmbeddingCache | None = None,
 ):
     """
     Runs the model on a knowledge batch, then the teacher, then [`KnowledgeCLIPLoss`] (Eq. 14).
@@ -69,6 +38,8 @@ def knowledge_forward(
             demonstrate, in tests, that local-only losses differ).
         with_graph_edges (`bool`, *optional*, defaults to `True`): Whether the collator samples G2E edges; `False`
             for batches that never have any, which then compute no G2E loss in any process.
+        teacher_cache ([`TeacherEmbeddingCache`], *optional*): Reuse the teacher's embeddings of entity inputs seen
+            before (this process's own cache); the teacher embeds every entity of every batch when `None`.
 
     Returns:
         `KnowledgeCLIPOutput`: the representations, with `loss` and the individual objectives.
@@ -80,7 +51,7 @@ def knowledge_forward(
             batch = {**batch, "graph_edges": batch["triplets"].new_zeros(0, 3)}
     unwrapped = accelerator.unwrap_model(model)
     output = model(**batch)
-    teacher_inputs = teacher_embeddings(teacher_model, batch) if teacher_model is not None else {}
+    teacher_inputs = teacher_embeddings(teacher_model, batch, teacher_cache) if teacher_model is not None else {}
     losses = KnowledgeCLIPLoss(unwrapped.config, gather=loss_gather)(
         output, unwrapped.logit_scale, **batch, **teacher_inputs
     )
@@ -90,7 +61,14 @@ def knowledge_forward(
 
 
 @torch.no_grad()
-def evaluate_loss(model, dataloader, teacher_model, accelerator: Accelerator, max_batches: int | None = None) -> dict:
+def evaluate_loss(
+    model,
+    dataloader,
+    teacher_model,
+    accelerator: Accelerator,
+    max_batches: int | None = None,
+    teacher_cache: TeacherEmbeddingCache | None = None,
+) -> dict:
     """
     Mean objectives over held-out batches (drawn without G2E edges), averaged over processes.
 
@@ -100,6 +78,8 @@ def evaluate_loss(model, dataloader, teacher_model, accelerator: Accelerator, ma
         teacher_model (`CLIPModel` or `None`): The teacher.
         accelerator (`Accelerator`): The run's accelerator.
         max_batches (`int`, *optional*): Stop after this many batches per process.
+        teacher_cache ([`TeacherEmbeddingCache`], *optional*): As in [`knowledge_forward`]; the held-out batches are
+            the same at every evaluation, so after the first one the teacher runs on none of them.
 
     Returns:
         `dict[str, float]`: `eval/<name>` for every objective the batches produced.
@@ -113,7 +93,9 @@ def evaluate_loss(model, dataloader, teacher_model, accelerator: Accelerator, ma
     for index, batch in enumerate(dataloader):
         if max_batches is not None and index >= max_batches:
             break
-        output = knowledge_forward(model, batch, teacher_model, accelerator, with_graph_edges=False)
+        output = knowledge_forward(
+            model, batch, teacher_model, accelerator, with_graph_edges=False, teacher_cache=teacher_cache
+        )
         for column, name in enumerate(LOSS_NAMES):
             if output.get(name) is not None:
                 sums[0, column] += output[name].float()
