@@ -1142,18 +1142,16 @@ def _evaluate_retrieval(
         return None
     text_to_image = torch.tensor(data.text_to_image)
     metrics = _recall_metrics(*retrieval_ranks(image_embeds, text_embeds, text_to_image), data)
-    metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
     if reranking is not None:
         ranks = reranked_retrieval_ranks(
             image_embeds, text_embeds, text_to_image, fusion_image_embeds, fusion_text_embeds, reranking.top_k
         )
-        reranked = _recall_metrics(*ranks, data)
-        reranked["mean_recall"] = sum(reranked.values()) / len(reranked)
-        metrics |= {f"reranked_{name}": value for name, value in reranked.items()}
+        metrics |= {f"reranked_{name}": value for name, value in _recall_metrics(*ranks, data).items()}
     return metrics | {"num_images": float(len(data.gallery)), "num_texts": float(len(data.records))}
 
 
 def _recall_metrics(image_ranks: torch.Tensor, text_ranks: torch.Tensor, data: TaskData) -> dict[str, float]:
+    """Recall@k both ways from the ranks, and `mean_recall`, their mean."""
     recall = load_metric("retrieval_recall")
     metrics = {}
     for direction, ranks, gallery in (
@@ -1164,6 +1162,7 @@ def _recall_metrics(image_ranks: torch.Tensor, text_ranks: torch.Tensor, data: T
             predictions=ranks.tolist(), references=[gallery] * len(ranks), recall_at=list(RECALL_AT)
         )
         metrics |= {f"{direction}_recall@{k}": scores[f"recall@{k}"] for k in RECALL_AT}
+    metrics["mean_recall"] = sum(metrics.values()) / len(metrics)
     return metrics
 
 
