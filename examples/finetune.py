@@ -385,11 +385,10 @@ def main(argv=None):
             urls = push_finetuned_model(task, published, processor, args.hub_model_id, card_kwargs, best_metrics)
             logger.info(f"Pushed {published}: {', '.join(urls.values())}")
         logger.info(f"Saved the model, processor, card and metrics to {args.output_dir}")
-    accelerator.end_training()
-    # The DDP wrapper is released while its gloo group still exists, then the group is torn down explicitly: left to
-    # the interpreter's exit, either could hang the last process to leave.
+    # Every process tears down together, DDP before its gloo group (docs/training.md, "Ending a run").
+    accelerator.wait_for_everyone()
     model, optimizer, train_dataloader = accelerator.free_memory(model, optimizer, train_dataloader)
-    accelerator.state.destroy_process_group()
+    accelerator.end_training()  # finishes the trackers and destroys the process group
 
 
 def _dataset_name(task: str, train_file: str) -> str | None:

@@ -322,11 +322,10 @@ def main(argv=None):
         if args.push_to_hub:
             hub.push_to_hub(unwrapped, processor, args.hub_model_id, **card_kwargs)
         logger.info(f"Saved the model, processor, metrics and curves to {args.output_dir}")
-    accelerator.end_training()
-    # The DDP wrapper is released while its gloo group still exists, then the group is torn down explicitly: left to
-    # the interpreter's exit, either could hang the last process to leave.
+    # Every process tears down together, DDP before its gloo group (docs/training.md, "Ending a run").
+    accelerator.wait_for_everyone()
     model, optimizer, train_dataloader = accelerator.free_memory(model, optimizer, train_dataloader)
-    accelerator.state.destroy_process_group()
+    accelerator.end_training()  # finishes the trackers and destroys the process group
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ def main() -> None:
             },
             file,
         )
+    accelerator.wait_for_everyone()  # the teardown of examples/pretrain.py (docs/training.md, "Ending a run")
     accelerator.end_training()
-    accelerator.state.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -139,11 +139,10 @@ def main() -> None:
     }
     if accelerator.is_main_process:
         torch.save({"losses": losses, "gradients": gradients}, args.out)
-    accelerator.end_training()
-    # The DDP wrapper is released while its gloo group still exists, then the group is torn down explicitly: left to
-    # the interpreter's exit, either could hang the last process to leave.
+    # The teardown of examples/pretrain.py (docs/training.md, "Ending a run").
+    accelerator.wait_for_everyone()
     model = accelerator.free_memory(model)
-    accelerator.state.destroy_process_group()
+    accelerator.end_training()
 
 
 if __name__ == "__main__":

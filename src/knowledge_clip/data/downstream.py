@@ -17,8 +17,8 @@ import os
 import re
 import reprlib
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import KnowledgeCLIPDataError, UnsafePathError
 from ..metrics.vqa_accuracy.vqa_accuracy import answer_accuracy, normalize_answer
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SNLI_VE_LABELS = ("entailment", "neutral", "contradiction")
 """The SNLI-VE classes, in the order of their label indices."""
@@ -201,66 +202,61 @@ class _VQAAnnotation(NamedTuple):
     answer_type: str | None
 
 
-def _read_vqa_questions(path: str) -> tuple[str | None, list[_VQAQuestion]]:
-    data_subtype, questions, seen = None, None, {}
+def _read_vqa_file(
+    path: str, list_field: str, parse: Callable[[dict, int, int], T]
+) -> tuple[str | None, dict[int, T]]:
+    """
+    A VQA questions or annotations file: its `data_subtype` and `parse(record, number, question_id)` of each record of
+    its `list_field` list, by `question_id` in file order (a repeated id is an error naming both records).
+    """
+    data_subtype, parsed, numbers = None, None, {}
     with JsonStreamReader(path) as reader:
         for key in reader.iter_object():
             if key == "data_subtype":
                 data_subtype = reader.read_value(key)
-            elif key == "questions":
-                questions = []
+            elif key == list_field:
+                parsed = {}
                 for number, record in enumerate(reader.iter_list(field=key), start=1):
                     record = _require_object(record, path, number)
                     question_id = _typed(record, "question_id", int, path, number)
-                    if question_id in seen:
+                    if question_id in numbers:
                         raise KnowledgeCLIPDataError(
-                            f"duplicate question_id {question_id} (also record {seen[question_id]})",
+                            f"duplicate question_id {question_id} (also record {numbers[question_id]})",
                             file=path,
                             line=number,
                             field="question_id",
                         )
-                    seen[question_id] = number
-                    image_id = _typed(record, "image_id", int, path, number)
-                    question = _typed(record, "question", str, path, number)
-                    questions.append(_VQAQuestion(number, question_id, image_id, question))
+                    numbers[question_id] = number
+                    parsed[question_id] = parse(record, number, question_id)
         reader.finish()
-    if questions is None:
-        raise KnowledgeCLIPDataError("not a VQA questions file: no `questions` list", file=path, field="questions")
-    return _checked_subtype(data_subtype, path), questions
+    if parsed is None:
+        raise KnowledgeCLIPDataError(
+            f"not a VQA {list_field} file: no `{list_field}` list", file=path, field=list_field
+        )
+    return _checked_subtype(data_subtype, path), parsed
+
+
+def _read_vqa_questions(path: str) -> tuple[str | None, list[_VQAQuestion]]:
+    def parse(record: dict, number: int, question_id: int) -> _VQAQuestion:
+        image_id = _typed(record, "image_id", int, path, number)
+        return _VQAQuestion(number, question_id, image_id, _typed(record, "question", str, path, number))
+
+    data_subtype, questions = _read_vqa_file(path, "questions", parse)
+    return data_subtype, list(questions.values())
 
 
 def _read_vqa_annotations(path: str) -> tuple[str | None, dict[int, _VQAAnnotation]]:
-    data_subtype, annotations = None, None
-    with JsonStreamReader(path) as reader:
-        for key in reader.iter_object():
-            if key == "data_subtype":
-                data_subtype = reader.read_value(key)
-            elif key == "annotations":
-                annotations = {}
-                for number, record in enumerate(reader.iter_list(field=key), start=1):
-                    record = _require_object(record, path, number)
-                    question_id = _typed(record, "question_id", int, path, number)
-                    if question_id in annotations:
-                        raise KnowledgeCLIPDataError(
-                            f"duplicate question_id {question_id} (also record {annotations[question_id].record})",
-                            file=path,
-                            line=number,
-                            field="question_id",
-                        )
-                    annotations[question_id] = _VQAAnnotation(
-                        number,
-                        _typed(record, "image_id", int, path, number),
-                        _vqa_answers(record, path, number),
-                        _typed(record, "multiple_choice_answer", str, path, number, required=False),
-                        _typed(record, "question_type", str, path, number, required=False),
-                        _typed(record, "answer_type", str, path, number, required=False),
-                    )
-        reader.finish()
-    if annotations is None:
-        raise KnowledgeCLIPDataError(
-            "not a VQA annotations file: no `annotations` list", file=path, field="annotations"
+    def parse(record: dict, number: int, question_id: int) -> _VQAAnnotation:
+        return _VQAAnnotation(
+            number,
+            _typed(record, "image_id", int, path, number),
+            _vqa_answers(record, path, number),
+            _typed(record, "multiple_choice_answer", str, path, number, required=False),
+            _typed(record, "question_type", str, path, number, required=False),
+            _typed(record, "answer_type", str, path, number, required=False),
         )
-    return _checked_subtype(data_subtype, path), annotations
+
+    return _read_vqa_file(path, "annotations", parse)
 
 
 def _checked_subtype(data_subtype: object, path: str) -> str | None:

@@ -32,7 +32,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from huggingface_hub import HfApi, ModelCard, ModelCardData
-from transformers import CLIPConfig, CLIPProcessor, PretrainedConfig
+from transformers import CLIPConfig, CLIPProcessor
 from transformers.utils import logging as transformers_logging
 
 from .. import hub
@@ -50,6 +50,7 @@ from ..modeling_knowledge_clip import (
 from ..processing_knowledge_clip import KnowledgeCLIPProcessor
 from .arguments import ModelArguments, PretrainingArguments
 from .errors import TrainingConfigurationError
+from .models import read_config
 from .optim import parameter_groups
 
 __all__ = [
@@ -754,15 +755,6 @@ class TaskCollator:
 # ---------------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------------
-def _read_config(name_or_path: str) -> dict:
-    try:
-        return PretrainedConfig.get_config_dict(name_or_path)[0]
-    except OSError as error:
-        raise TrainingConfigurationError(
-            f"--model_name_or_path {name_or_path}: cannot read a config ({str(error).splitlines()[0]})."
-        ) from None
-
-
 def _preview(labels: Sequence[str], count: int = 5) -> str:
     shown = ", ".join(repr(label) for label in labels[:count])
     return f"[{shown}{', ...' if len(labels) > count else ''}]"
@@ -842,7 +834,7 @@ def load_finetuning_model(
             checkpoint, or a task checkpoint with other labels or other `task_model_settings`.
     """
     path = model_args.model_name_or_path
-    config_dict = _read_config(path)
+    config_dict = read_config(path, "--model_name_or_path")
     model_type = config_dict.get("model_type")
     if model_type not in ("clip", "knowledge_clip"):
         raise TrainingConfigurationError(

@@ -15,7 +15,9 @@ __all__ = ["load_pretraining_models", "load_teacher"]
 TOWER_CONFIGS = ("text_config", "vision_config")
 
 
-def _read_config(name_or_path: str, flag: str) -> dict:
+def read_config(name_or_path: str, flag: str) -> dict:
+    """The config dict of a checkpoint (a folder or a Hub id); one that cannot be read is a one-line error naming
+    `flag`, the command-line flag that gave it."""
     try:
         return PretrainedConfig.get_config_dict(name_or_path)[0]
     except OSError as error:
@@ -53,7 +55,7 @@ def load_pretraining_models(
             cannot read the student's inputs.
     """
     flag = "--model_name_or_path"
-    config_dict = _read_config(model_name_or_path, flag)
+    config_dict = read_config(model_name_or_path, flag)
     model_type = config_dict.get("model_type")
     fusion_sizes = model_args.fusion_size_overrides()
     fusion = fusion_sizes | model_args.fusion_dropout_overrides()
@@ -126,7 +128,7 @@ def load_teacher(name_or_path: str) -> CLIPModel:
         TrainingConfigurationError: for an unreadable checkpoint or one of another model type.
     """
     flag = "--teacher_name_or_path"
-    model_type = _read_config(name_or_path, flag).get("model_type")
+    model_type = read_config(name_or_path, flag).get("model_type")
     if model_type == "clip":
         teacher = CLIPModel.from_pretrained(name_or_path)
     elif model_type == "knowledge_clip":
