@@ -190,6 +190,23 @@ def test_load_vqa_malformed_records_name_file_record_and_field(tmp_path, questio
     assert_located(error, questions_file if questions_file_has_error else annotations_file, 2, field)
 
 
+@pytest.mark.parametrize("in_questions_file", [True, False])
+def test_load_vqa_duplicate_question_id_names_both_records(tmp_path, in_questions_file):
+    questions = [
+        {"image_id": 1, "question": "Q?", "question_id": 10},
+        {"image_id": 1, "question": "R?", "question_id": 11},
+    ]
+    annotations = [vqa_annotation(10, 1, ["a"] * 10), vqa_annotation(11, 1, ["b"] * 10)]
+    if in_questions_file:
+        questions.append({"image_id": 2, "question": "S?", "question_id": 10})
+    else:
+        annotations.append(vqa_annotation(10, 1, ["c"] * 10))
+    questions_file, annotations_file = write_vqa(tmp_path, questions=questions, annotations=annotations)
+    with pytest.raises(KnowledgeCLIPDataError, match=r"duplicate question_id 10 \(also record 1\)") as error:
+        load_vqa(questions_file, annotations_file, tmp_path / "images")
+    assert_located(error, questions_file if in_questions_file else annotations_file, 3, "question_id")
+
+
 def test_load_vqa_file_errors(tmp_path):
     questions_file, annotations_file = write_vqa(tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere_questions.json"):

@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SNLI_VE_LABELS = ("entailment", "neutral", "contradiction")
 """The SNLI-VE classes, in the order of their label indices."""
@@ -202,14 +201,18 @@ class _VQAAnnotation(NamedTuple):
     answer_type: str | None
 
 
+# A record of a VQA file, parsed: its `record` field is its 1-based record number, for the duplicate-id error.
+_VQARecord = TypeVar("_VQARecord", _VQAQuestion, _VQAAnnotation)
+
+
 def _read_vqa_file(
-    path: str, list_field: str, parse: Callable[[dict, int, int], T]
-) -> tuple[str | None, dict[int, T]]:
+    path: str, list_field: str, parse: Callable[[dict, int, int], _VQARecord]
+) -> tuple[str | None, dict[int, _VQARecord]]:
     """
     A VQA questions or annotations file: its `data_subtype` and `parse(record, number, question_id)` of each record of
     its `list_field` list, by `question_id` in file order (a repeated id is an error naming both records).
     """
-    data_subtype, parsed, numbers = None, None, {}
+    data_subtype, parsed = None, None
     with JsonStreamReader(path) as reader:
         for key in reader.iter_object():
             if key == "data_subtype":
@@ -219,14 +222,13 @@ def _read_vqa_file(
                 for number, record in enumerate(reader.iter_list(field=key), start=1):
                     record = _require_object(record, path, number)
                     question_id = _typed(record, "question_id", int, path, number)
-                    if question_id in numbers:
+                    if question_id in parsed:
                         raise KnowledgeCLIPDataError(
-                            f"duplicate question_id {question_id} (also record {numbers[question_id]})",
+                            f"duplicate question_id {question_id} (also record {parsed[question_id].record})",
                             file=path,
                             line=number,
                             field="question_id",
                         )
-                    numbers[question_id] = number
                     parsed[question_id] = parse(record, number, question_id)
         reader.finish()
     if parsed is None:
