@@ -18,8 +18,9 @@ from transformers import (
     AutoProcessor,
 )
 
+from . import losses
 from .configuration_knowledge_clip import KnowledgeCLIPConfig, KnowledgeFusionConfig
-from .losses import FeatureGather, KnowledgeCLIPLoss, clip_loss, e2e_loss, e2r_loss, g2e_loss, info_nce_loss, kd_loss
+from .losses import *  # noqa: F403 (the names of losses.__all__, exported below)
 from .modeling_knowledge_clip import (
     KnowledgeCLIPClassificationOutput,
     KnowledgeCLIPForImageTextClassification,
@@ -53,12 +54,10 @@ KnowledgeCLIPProcessor.register_for_auto_class()
 register_pipeline()
 
 __all__ = [
-    "FeatureGather",
     "KnowledgeCLIPClassificationOutput",
     "KnowledgeCLIPForImageTextClassification",
     "KnowledgeCLIPForQuestionAnswering",
     "KnowledgeCLIPConfig",
-    "KnowledgeCLIPLoss",
     "KnowledgeCLIPModel",
     "KnowledgeCLIPOutput",
     "KnowledgeCLIPProcessor",
@@ -66,11 +65,6 @@ __all__ = [
     "KnowledgeFusionModel",
     "KnowledgeFusionOutput",
     "KnowledgeReasoner",
-    "clip_loss",
-    "e2e_loss",
-    "e2r_loss",
-    "g2e_loss",
-    "info_nce_loss",
-    "kd_loss",
     "masked_sequences",
 ]
+__all__ += losses.__all__  # the objectives: FeatureGather, KnowledgeCLIPLoss and the per-equation losses

@@ -40,22 +40,27 @@ FULL_MODEL_DIR = "full"
 CLIP_EXPORT_DIR = "clip"
 CLIP_REPO_SUFFIX = "-clip"
 
+
+def _openai_clip_towers(text_width: int, vision_width: int, vision_layers: int, patch_size: int, projection_dim: int):
+    """OpenAI's layout: 12-layer text towers of 77 tokens, 224-pixel images, heads of 64 dimensions, MLPs 4x wide."""
+    return {
+        "text_config": {"hidden_size": text_width, "intermediate_size": 4 * text_width, "num_hidden_layers": 12,
+                        "num_attention_heads": text_width // 64, "max_position_embeddings": 77},
+        "vision_config": {"hidden_size": vision_width, "intermediate_size": 4 * vision_width,
+                          "num_hidden_layers": vision_layers, "num_attention_heads": vision_width // 64,
+                          "image_size": 224, "patch_size": patch_size},
+        "projection_dim": projection_dim,
+    }  # fmt: skip
+
+
 OPENAI_CLIP_TOWERS = {
-    "openai/clip-vit-base-patch32": {
-        "text_config": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                        "num_attention_heads": 8, "max_position_embeddings": 77},
-        "vision_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                          "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
-        "projection_dim": 512,
-    },
-    "openai/clip-vit-large-patch14": {
-        "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                        "num_attention_heads": 12, "max_position_embeddings": 77},
-        "vision_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                          "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
-        "projection_dim": 768,
-    },
-}  # fmt: skip
+    "openai/clip-vit-base-patch32": _openai_clip_towers(
+        text_width=512, vision_width=768, vision_layers=12, patch_size=32, projection_dim=512
+    ),
+    "openai/clip-vit-large-patch14": _openai_clip_towers(
+        text_width=768, vision_width=1024, vision_layers=24, patch_size=14, projection_dim=768
+    ),
+}
 """The tower shapes of OpenAI's CLIP checkpoints, from their config.json on the Hub, as `KnowledgeCLIPConfig`
 arguments: model cards are rendered and the benchmarks build models of these shapes offline, so the shapes are
 stated here rather than downloaded. Every other setting (vocabulary of 49,408 tokens, activation, layer-norm eps)

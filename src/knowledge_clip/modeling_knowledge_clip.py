@@ -1177,17 +1177,26 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
                 config = KnowledgeCLIPConfig.from_clip_config(config_dict, **overrides)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 
-    def _encode_pairs(
+    @can_return_tuple
+    def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.LongTensor,
         pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        interpolate_pos_encoding: bool,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
         **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor, KnowledgeFusionOutput]:
-        """
-        Each example's images with its text: the joint representations `(batch, num_images, fusion_hidden)`, the
-        classifier's inputs `(batch, num_images, head_width)` and the fusion encoder's output.
+    ) -> KnowledgeCLIPClassificationOutput:
+        r"""
+        Each example's images with its text through the fusion encoder, the joint representations of an example
+        concatenated in image order and classified by the task head.
+
+        Args:
+            input_ids, attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): the tokenised texts
+                (questions, hypotheses, statements).
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_images, 3, H, W)`): the images of each example, in
+                order (NLVR2: left, right); `(batch_size, 3, H, W)` when `config.num_images == 1`.
+            labels (`torch.Tensor`, *optional*): the task's targets, as its `task_loss` documents them.
         """
         batch_size = input_ids.shape[0]
         if pixel_values.dim() == 4:  # one image per example
@@ -1218,11 +1227,27 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
             image = F.normalize(entities.image_embeds, dim=-1) * scale
             text = F.normalize(entities.text_embeds, dim=-1)[examples] * scale
             head_inputs = torch.cat([joint, image, text, image * text], dim=-1)
-        return (
-            joint.view(batch_size, num_images, -1),
-            head_inputs.view(batch_size, num_images, -1),
-            fusion_output,
+        logits = self.classifier(head_inputs.view(batch_size, -1))
+        return KnowledgeCLIPClassificationOutput(
+            loss=self.task_loss(logits, labels) if labels is not None else None,
+            logits=logits,
+            joint_embeds=joint.view(batch_size, num_images, -1),
+            fusion_model_output=fusion_output,
         )
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The task's loss of `logits` `(batch_size, num_labels)` against `labels`."""
+        raise NotImplementedError(f"{type(self).__name__} is not a task model: it has no task loss.")
+
+
+def _classifier_mlp(in_features: int, hidden_features: int, num_labels: int) -> nn.Sequential:
+    """ViLT's task head: Linear, LayerNorm, GELU, Linear."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden_features),
+        nn.LayerNorm(hidden_features),
+        nn.GELU(),
+        nn.Linear(hidden_features, num_labels),
+    )
 
 
 class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
@@ -1230,48 +1255,21 @@ class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
     Knowledge-CLIP for visual question answering, as the paper fine-tunes it on VQAv2 (and as ViLT does): the joint
     representation of (image, question) through the fusion encoder, then an MLP classifier over the answer vocabulary
     (`config.id2label`), trained as multi-label classification against soft scores (the official VQA accuracy of
-    each answer), so that an answer three of the ten annotators gave counts fully.
+    each answer), so that an answer three of the ten annotators gave counts fully. `forward` takes one image per
+    question and `labels` of shape `(batch_size, num_labels)`: the soft score of every answer of the vocabulary (0
+    for answers nobody gave).
     """
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        hidden_size = config.fusion_encoder_config.hidden_size
-        self.classifier = nn.Sequential(
-            nn.Linear(self.head_width, hidden_size * 2),
-            nn.LayerNorm(hidden_size * 2),
-            nn.GELU(),
-            nn.Linear(hidden_size * 2, config.num_labels),
-        )
+        width = self.head_width * config.num_images
+        self.classifier = _classifier_mlp(width, config.fusion_encoder_config.hidden_size * 2, config.num_labels)
         self.post_init()
 
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        **kwargs,
-    ) -> KnowledgeCLIPClassificationOutput:
-        r"""
-        Args:
-            input_ids, attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): the tokenised questions.
-            pixel_values (`torch.Tensor` of shape `(batch_size, 3, H, W)`): the images.
-            labels (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*): the soft score of every answer
-                of the vocabulary (0 for answers nobody gave); the loss is the binary cross-entropy with logits summed
-                over answers and averaged over questions (ViLT's scaling).
-        """
-        joint_embeds, head_inputs, fusion_output = self._encode_pairs(
-            input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
-        )
-        logits = self.classifier(head_inputs[:, 0])
-        loss = None
-        if labels is not None:
-            loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)) * labels.shape[1]
-        return KnowledgeCLIPClassificationOutput(
-            loss=loss, logits=logits, joint_embeds=joint_embeds, fusion_model_output=fusion_output
-        )
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy with logits against the soft scores, summed over answers and averaged over questions
+        (ViLT's scaling)."""
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)) * labels.shape[1]
 
 
 class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
@@ -1279,43 +1277,19 @@ class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
     Knowledge-CLIP for classifying a text against `config.num_images` images: visual entailment (SNLI-VE, one image,
     3 classes) and NLVR2 (two images, True/False). Each image forms a joint representation with the text through the
     fusion encoder; the representations of an example are concatenated in image order and classified by an MLP, as
-    ViLT's `ViltForImagesAndTextClassification` does.
+    ViLT's `ViltForImagesAndTextClassification` does. `forward`'s `labels` are class indices `(batch_size,)`
+    (`config.id2label`).
     """
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
         width = self.head_width * config.num_images
-        self.classifier = nn.Sequential(
-            nn.Linear(width, width), nn.LayerNorm(width), nn.GELU(), nn.Linear(width, config.num_labels)
-        )
+        self.classifier = _classifier_mlp(width, width, config.num_labels)
         self.post_init()
 
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        **kwargs,
-    ) -> KnowledgeCLIPClassificationOutput:
-        r"""
-        Args:
-            input_ids, attention_mask (`torch.Tensor` of shape `(batch_size, seq_len)`): the tokenised texts
-                (hypotheses, statements).
-            pixel_values (`torch.Tensor` of shape `(batch_size, num_images, 3, H, W)`): the images of each example, in
-                order (NLVR2: left, right); `(batch_size, 3, H, W)` when `config.num_images == 1`.
-            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*): class indices (`config.id2label`).
-        """
-        joint_embeds, head_inputs, fusion_output = self._encode_pairs(
-            input_ids, pixel_values, attention_mask, interpolate_pos_encoding, **kwargs
-        )
-        logits = self.classifier(head_inputs.flatten(1))
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        return KnowledgeCLIPClassificationOutput(
-            loss=loss, logits=logits, joint_embeds=joint_embeds, fusion_model_output=fusion_output
-        )
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the class indices."""
+        return F.cross_entropy(logits, labels)
 
 
 # Keyword arguments of `from_pretrained` that locate the checkpoint, and those that override config fields when a

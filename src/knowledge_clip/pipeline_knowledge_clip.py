@@ -24,6 +24,15 @@ VQA_TASK = "knowledge-visual-question-answering"
 removed tasks and points to `image-text-to-text`, which needs a generative model), so ours has its own name."""
 
 
+def _top_k_params(top_k) -> dict:
+    """The postprocess parameters of a call's `top_k` (none when not given), checked to be a positive integer."""
+    if top_k is None:
+        return {}
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+    return {"top_k": top_k}
+
+
 class KnowledgeTripletCompletionPipeline(Pipeline):
     r"""
     Asks a Knowledge-CLIP model about one triplet at a time; what it answers depends on which parts are given.
@@ -55,12 +64,7 @@ class KnowledgeTripletCompletionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def _sanitize_parameters(self, top_k=None, batch_size=None, **kwargs):
-        postprocess_params = {}
-        if top_k is not None:
-            if not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            postprocess_params["top_k"] = top_k
-        return {}, {}, postprocess_params
+        return {}, {}, _top_k_params(top_k)
 
     def preprocess(self, inputs: dict) -> dict:
         if not isinstance(inputs, dict):
@@ -147,12 +151,7 @@ class KnowledgeVisualQuestionAnsweringPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, timeout=None, **kwargs):
-        postprocess_params = {}
-        if top_k is not None:
-            if not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-            postprocess_params["top_k"] = top_k
-        return {"timeout": timeout}, {}, postprocess_params
+        return {"timeout": timeout}, {}, _top_k_params(top_k)
 
     def preprocess(self, inputs: dict, timeout=None) -> dict:
         if not isinstance(inputs, dict) or set(inputs) != {"image", "question"}:

@@ -171,14 +171,12 @@ class KnowledgeReasoner:
         self, tail: Entity, relation: str, candidates: Sequence[Entity], top_k: int | None = None
     ) -> list[dict]:
         """
-        Ranks candidate heads of `(?, relation, tail)` by `cos(Y(candidate, relation, -), Y(-, -, tail))`: one fusion
+        Ranks candidate heads of `(?, relation, tail)` by `cos(Y(candidate, relation, -), Y(-, -, tail))`: the mirror
+        of [`~KnowledgeReasoner.rank_tails`], whose `relation`, `candidates` and `top_k` it takes, with one fusion
         pass per candidate, since the query changes with the head.
 
         Args:
             tail (`str` or `PIL.Image.Image`): The tail entity.
-            relation (`str`): The relation text.
-            candidates (`Sequence[str | PIL.Image.Image]`): The candidate heads.
-            top_k (`int`, *optional*): Return only the `top_k` best; all when None.
 
         Returns:
             `list[dict]`: `{"head": candidate, "score": float}`, best first.

@@ -252,7 +252,7 @@ def _read_vqa_annotations(path: str) -> tuple[str | None, dict[int, _VQAAnnotati
         return _VQAAnnotation(
             number,
             _typed(record, "image_id", int, path, number),
-            _vqa_answers(record, path, number),
+            _object_strings(record, "answers", "answer", path, number, VQA_ANSWERS_PER_QUESTION),
             _typed(record, "multiple_choice_answer", str, path, number, required=False),
             _typed(record, "question_type", str, path, number, required=False),
             _typed(record, "answer_type", str, path, number, required=False),
@@ -269,20 +269,22 @@ def _checked_subtype(data_subtype: object, path: str) -> str | None:
     return data_subtype
 
 
-def _vqa_answers(record: dict, path: str, number: int) -> list[str]:
-    answers = record.get("answers")
+def _object_strings(record: dict, field: str, key: str, path: str, number: int, count: int | None = None) -> list[str]:
+    """`record[field]`, a list of objects (exactly `count` where given) with a string `key`: those strings."""
+    items = record.get(field)
     if not (
-        isinstance(answers, list)
-        and len(answers) == VQA_ANSWERS_PER_QUESTION
-        and all(isinstance(answer, dict) and isinstance(answer.get("answer"), str) for answer in answers)
+        isinstance(items, list)
+        and (count is None or len(items) == count)
+        and all(isinstance(item, dict) and isinstance(item.get(key), str) for item in items)
     ):
+        how_many = f"{count} " if count is not None else ""
         raise KnowledgeCLIPDataError(
-            f"expected a list of {VQA_ANSWERS_PER_QUESTION} objects with a string `answer`, got {reprlib.repr(answers)}",
+            f"expected a list of {how_many}objects with a string `{key}`, got {reprlib.repr(items)}",
             file=path,
             line=number,
-            field="answers",
+            field=field,
         )
-    return [answer["answer"] for answer in answers]
+    return [item[key] for item in items]
 
 
 def _vqa_image_location(image_dir: str | os.PathLike, image_set: str) -> tuple[_ImageFolder, str]:
@@ -703,21 +705,6 @@ class RetrievalSplit:
         return per_image
 
 
-def _karpathy_captions(record: dict, path: str, number: int) -> list[str]:
-    sentences = record.get("sentences")
-    if not (
-        isinstance(sentences, list)
-        and all(isinstance(sentence, dict) and isinstance(sentence.get("raw"), str) for sentence in sentences)
-    ):
-        raise KnowledgeCLIPDataError(
-            f"expected a list of objects with a string `raw`, got {reprlib.repr(sentences)}",
-            file=path,
-            line=number,
-            field="sentences",
-        )
-    return [sentence["raw"].strip() for sentence in sentences]
-
-
 def load_karpathy_retrieval(
     json_file: str | os.PathLike,
     image_dir: str | os.PathLike,
@@ -781,7 +768,7 @@ def load_karpathy_retrieval(
                 report.records_read += 1
                 file_name = _typed(record, "filename", str, path, number)
                 file_path = _typed(record, "filepath", str, path, number, required=False)
-                texts = _karpathy_captions(record, path, number)
+                texts = [text.strip() for text in _object_strings(record, "sentences", "raw", path, number)]
                 relative = os.path.join(file_path, file_name) if file_path else file_name
                 image = folder.path(relative, path, number, "filename")
                 if check_images and not folder.exists(image):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from ..errors import KnowledgeCLIPDataError
 from ..graph import EntityView, KnowledgeGraph, KnowledgeGraphBuilder, LoadReport, ViewKind
 from .images import TAR_MEMBER_SEPARATOR
-from .json_stream import JsonStreamReader
+from .json_stream import JsonStreamReader, iter_jsonl_lines
 
 IMAGE_OF = "image of"
 CAPTION_OF = "caption of"
@@ -162,20 +162,11 @@ def _load_coco(path: str, images_root: str | None, name: str) -> KnowledgeGraph:
 def _metadata_rows(path: str, label: str, report: LoadReport) -> Iterator[tuple[int, dict]]:
     """Yield `(line, row)` of one imagefolder metadata file (named `label` in skips); bad JSON lines are skipped."""
     if path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as file:
-            for line_number, line in enumerate(file, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    report.records_read += 1
-                    report.skip("bad json (line)", f"{label}:{line_number}: {error.msg}")
-                    continue
-                if not isinstance(row, dict):
-                    report.records_read += 1
-                    report.skip("bad json (line)", f"{label}:{line_number}: not an object")
-                    continue
+        for line_number, row, problem in iter_jsonl_lines(path):
+            if problem is not None:
+                report.records_read += 1
+                report.skip("bad json (line)", f"{label}:{line_number}: {problem}")
+            else:
                 yield line_number, row
     elif path.endswith(".csv"):
         with open(path, encoding="utf-8", newline="") as file:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import KnowledgeCLIPDataError
 
-__all__ = ["JsonStreamReader", "iter_jsonl_objects", "iter_list_records", "iter_object_members"]
+__all__ = ["JsonStreamReader", "iter_jsonl_lines", "iter_jsonl_objects", "iter_list_records", "iter_object_members"]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER_CHARS = re.compile(r"[0-9.eE+-]*")
@@ -53,7 +53,8 @@ class JsonStreamReader:
     ```
 
     Every syntax error, an empty file, and a container of the wrong type raise [`KnowledgeCLIPDataError`] naming the
-    file, the line and the character offset.
+    file, the line and the character offset, and the `field` given to the reading method (the name of the list or
+    object read, or of the value's key), where one was.
 
     Args:
         path (`str` or `os.PathLike`):
@@ -148,13 +149,19 @@ class JsonStreamReader:
         if first != expected:
             raise self.error(f"the top level is {_json_kind(first)}, expected {_json_kind(expected)}")
 
-    def _expect_container(self, opening: str, field: str | None) -> None:
+    def _open_container(self, opening: str, closing: str, field: str | None) -> bool:
+        """Consume the opening bracket (and, for an empty container, the closing one): whether elements follow."""
+        self._start(opening)
         char = self._peek()
         if not char:
             raise self.error("unexpected end of file", field=field)
         if char != opening:
             raise self.error(f"found {_json_kind(char)}, expected {_json_kind(opening)}", field=field)
         self._pos += 1
+        if self._peek() == closing:
+            self._pos += 1
+            return False
+        return True
 
     def _separator(self, closing: str, field: str | None) -> bool:
         """Consume `,` (True) or the closing bracket (False) after an element."""
@@ -193,17 +200,8 @@ class JsonStreamReader:
             return value
 
     def iter_list(self, field: str | None = None) -> Iterator[Any]:
-        """
-        Yield the elements of the list at the current position (the top level on first use), decoded one at a time.
-
-        Args:
-            field (`str`, *optional*):
-                Name of the list, for error messages.
-        """
-        self._start("[")
-        self._expect_container("[", field)
-        if self._peek() == "]":
-            self._pos += 1
+        """Yield the elements of the list at the current position (the top level on first use), one at a time."""
+        if not self._open_container("[", "]", field):
             return
         while True:
             yield self.read_value(field)
@@ -216,15 +214,8 @@ class JsonStreamReader:
         Yield the keys of the object at the current position (the top level on first use). After each key the caller
         reads its value with [`~JsonStreamReader.read_value`], `iter_list` or `iter_object`; a value left unread is
         skipped.
-
-        Args:
-            field (`str`, *optional*):
-                Name of the object, for error messages.
         """
-        self._start("{")
-        self._expect_container("{", field)
-        if self._peek() == "}":
-            self._pos += 1
+        if not self._open_container("{", "}", field):
             return
         while True:
             if self._peek() != '"':
@@ -268,6 +259,30 @@ def iter_object_members(path: str, label: str) -> Iterator[tuple[str, str, Any]]
         reader.finish()
 
 
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
+    """
+    Yields `(line number, object, None)` for each non-blank line of a JSON Lines file that holds a JSON object, and
+    `(line number, None, problem)` for one that is not valid JSON or not an object: the caller decides whether a bad
+    line is an error or a counted skip.
+
+    Args:
+        path (`str` or `os.PathLike`): The `.jsonl` file.
+    """
+    with open(path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield line_number, None, f"invalid JSON: {error.msg}"
+                continue
+            if isinstance(record, dict):
+                yield line_number, record, None
+            else:
+                yield line_number, None, "expected a JSON object"
+
+
 def iter_jsonl_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """
     Yields `(line number, object)` of a JSON Lines file, blank lines ignored. A line that is not valid JSON, or not
@@ -277,15 +292,7 @@ def iter_jsonl_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     Args:
         path (`str` or `os.PathLike`): The `.jsonl` file.
     """
-    path = Path(path)
-    with path.open(encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise KnowledgeCLIPDataError(f"invalid JSON: {error.msg}", file=path, line=line_number) from None
-            if not isinstance(record, dict):
-                raise KnowledgeCLIPDataError("expected a JSON object", file=path, line=line_number)
-            yield line_number, record
+    for line_number, record, problem in iter_jsonl_lines(path):
+        if problem is not None:
+            raise KnowledgeCLIPDataError(problem, file=Path(path), line=line_number)
+        yield line_number, record

@@ -61,18 +61,14 @@ def encode_texts(model, processor, texts: Sequence[str], batch_size: int = 256) 
     Returns:
         `torch.Tensor` of shape `(len(texts), projection_dim)`, float32 on the CPU.
     """
-    model.eval()
-    device = model.logit_scale.device
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        tokens = processor.tokenizer(
-            list(texts[start : start + batch_size]), padding=True, truncation=True, return_tensors="pt"
-        )
-        features = model.get_text_features(
-            input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+
+    def project(batch: Sequence[str]) -> torch.Tensor:
+        tokens = processor.tokenizer(list(batch), padding=True, truncation=True, return_tensors="pt").to(model.device)
+        return model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
         ).pooler_output
-        chunks.append(F.normalize(features.float(), dim=-1).cpu())
-    return torch.cat(chunks) if chunks else torch.zeros(0, model.config.projection_dim)
+
+    return _normalized_in_batches(model, texts, batch_size, project)
 
 
 @torch.no_grad()
@@ -90,14 +86,22 @@ def encode_images(model, processor, images: Sequence[ImageLike], batch_size: int
     Returns:
         `torch.Tensor` of shape `(len(images), projection_dim)`, float32 on the CPU.
     """
-    model.eval()
-    device = model.logit_scale.device
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        batch = [load_image(image) for image in images[start : start + batch_size]]
-        pixel_values = processor.image_processor(batch, return_tensors="pt")["pixel_values"]
-        features = model.get_image_features(
-            pixel_values=pixel_values.to(device=device, dtype=model.dtype)
+
+    def project(batch: Sequence[ImageLike]) -> torch.Tensor:
+        pixel_values = processor.image_processor([load_image(image) for image in batch], return_tensors="pt")
+        return model.get_image_features(
+            pixel_values=pixel_values["pixel_values"].to(device=model.device, dtype=model.dtype)
         ).pooler_output
-        chunks.append(F.normalize(features.float(), dim=-1).cpu())
+
+    return _normalized_in_batches(model, images, batch_size, project)
+
+
+def _normalized_in_batches(model, items: Sequence, batch_size: int, project) -> torch.Tensor:
+    """`project` (a batch of items to projected features) over `items` in batches of `batch_size`, in eval mode:
+    L2-normalised float32 rows on the CPU, `(len(items), projection_dim)`."""
+    model.eval()
+    chunks = [
+        F.normalize(project(items[start : start + batch_size]).float(), dim=-1).cpu()
+        for start in range(0, len(items), batch_size)
+    ]
     return torch.cat(chunks) if chunks else torch.zeros(0, model.config.projection_dim)
