@@ -192,14 +192,18 @@ def _report_graphs(results: dict) -> None:
             figures["load_conceptnet_rows_per_second"],
             figures["pandas_rows_per_second"],
             figures["speedup_vs_pandas"],
+            figures["cached_load_seconds"],
+            figures["cached_over_parse"],
         )
         for kind, figures in results["loading"].items()
     ]
     print_table(
-        f"5. ConceptNet loading ({results['rows']:,} rows)", ("file", "ours rows/s", "pandas rows/s", "ratio"), rows
+        f"5. ConceptNet loading ({results['rows']:,} rows)",
+        ("file", "ours rows/s", "pandas rows/s", "ratio", "cached load s", "cached/parse"),
+        rows,
     )
     # bench_conceptnet_load.py owns these figures' names: print whatever it reports.
-    for part in ("memory", "sampling"):
+    for part in ("first_load", "memory", "sampling"):
         figures = [(key, value) for key, value in results[part].items() if isinstance(value, (int, float))]
         print_table(f"   {part} (bench_conceptnet_load)", ("figure", "value"), figures)
     print(f"   sampling headroom over the step's consumption of seed entities: {results['sampling_headroom']:.3g}")
