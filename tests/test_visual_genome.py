@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 from PIL import Image
 
-from knowledge_clip.data.json_stream import JsonStreamReader
+from knowledge_clip.data.json_stream import JsonStreamReader, iter_jsonl_lines, iter_jsonl_objects
 from knowledge_clip.data.visual_genome import load_visual_genome
 from knowledge_clip.errors import EmptyGraphError, KnowledgeCLIPDataError
 from knowledge_clip.graph import EntityView, ViewKind
@@ -330,3 +330,16 @@ def test_stream_reader_rejects_invalid_utf8(tmp_path):
         with JsonStreamReader(path) as reader:
             list(reader.iter_list())
     assert error.value.file == str(path)
+
+
+def test_jsonl_lines_report_bad_lines_and_objects_raise_at_the_first(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"a": 1}\n\n{not json\n[1, 2]\n{"b": 2}\n', encoding="utf-8")
+    lines = list(iter_jsonl_lines(path))
+    assert [(number, record) for number, record, _ in lines] == [(1, {"a": 1}), (3, None), (4, None), (5, {"b": 2})]
+    assert lines[0][2] is None and lines[1][2].startswith("invalid JSON: ") and lines[2][2] == "expected a JSON object"
+    records = iter_jsonl_objects(path)
+    assert next(records) == (1, {"a": 1})
+    with pytest.raises(KnowledgeCLIPDataError, match="invalid JSON") as error:
+        next(records)
+    assert error.value.file == str(path) and error.value.line == 3
