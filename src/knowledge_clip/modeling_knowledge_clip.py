@@ -1160,6 +1160,11 @@ class KnowledgeCLIPPreTrainedModel(PreTrainedModel):
         width = self.config.fusion_encoder_config.hidden_size
         return width + (3 * self.config.projection_dim if self.config.task_head_inputs == "joint_and_towers" else 0)
 
+    @property
+    def classifier_width(self) -> int:
+        """Features the classifier reads per example: `head_width` for each of its `config.num_images` pairs."""
+        return self.head_width * self.config.num_images
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, KnowledgeCLIPPreTrainedModel) and module.task_token is not None:
@@ -1262,8 +1267,9 @@ class KnowledgeCLIPForQuestionAnswering(KnowledgeCLIPPreTrainedModel):
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        width = self.head_width * config.num_images
-        self.classifier = _classifier_mlp(width, config.fusion_encoder_config.hidden_size * 2, config.num_labels)
+        self.classifier = _classifier_mlp(
+            self.classifier_width, config.fusion_encoder_config.hidden_size * 2, config.num_labels
+        )
         self.post_init()
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -1283,8 +1289,7 @@ class KnowledgeCLIPForImageTextClassification(KnowledgeCLIPPreTrainedModel):
 
     def __init__(self, config: KnowledgeCLIPConfig):
         super().__init__(config)
-        width = self.head_width * config.num_images
-        self.classifier = _classifier_mlp(width, width, config.num_labels)
+        self.classifier = _classifier_mlp(self.classifier_width, self.classifier_width, config.num_labels)
         self.post_init()
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
