@@ -21,8 +21,8 @@ the same data, the world's four graphs drawn equally often):
 Columns: zero-shot top-1, image->text and text->image R@1, link-prediction MRR and relation accuracy (macro
 averages over the Visual Genome, ConceptNet and VisualSem graphs), and the accuracy of every caption probe; each as
 mean ± std over the seeds. Training runs go through `examples/pretrain.py` (one subprocess per run, so every run
-starts from a fresh process and RNG) with the demo recipe's settings and the row's loss weights; finished runs are
-reused, so an interrupted ablation resumes where it stopped. Without a GPU, `--parallel_runs` runs train side by
+starts from a fresh process and RNG) with the demo recipe's settings and the row's loss weights; finished runs of the
+same command are reused, so an interrupted ablation resumes where it stopped (one of another command is refused). Without a GPU, `--parallel_runs` runs train side by
 side, each with its share of the CPU threads: the demo's small matrices keep two threads of one run far from busy
 (on two cores, two one-thread runs of 100 steps took 62 s side by side; one two-thread run takes ~39 s per 100
 steps). Writes `docs/results.md`, `docs/assets/ablation.png` and `<output_dir>/ablation.json`.
@@ -228,8 +228,25 @@ def run_dir_of(args: argparse.Namespace, row: str, seed: int) -> str:
     return os.path.join(args.output_dir, "runs", row, f"seed{seed}")
 
 
-def is_finished(run_dir: str) -> bool:
-    return os.path.isfile(os.path.join(run_dir, "metrics.json"))
+RUN_COMMAND_FILE = "command.json"
+
+
+def is_finished(run_dir: str, finished_file: str, command: list[str]) -> bool:
+    """
+    Whether `run_dir` holds a finished run (its `finished_file`) of `command`, which `run_commands` records in the run
+    folder (without the interpreter's path). A finished run of another command (the recipe or the flags changed since,
+    or the run predates the record) stops the script, naming the folder: reusing it would put two recipes in one
+    table.
+    """
+    if not os.path.isfile(os.path.join(run_dir, finished_file)):
+        return False
+    recorded = Path(run_dir, RUN_COMMAND_FILE)
+    if recorded.is_file() and json.loads(recorded.read_text(encoding="utf-8")) == command[1:]:
+        return True
+    raise SystemExit(
+        f"{run_dir} holds a finished run of another command than this invocation's (the recipe or the flags changed, "
+        f"or the run predates its {RUN_COMMAND_FILE}): remove it, or pass another --output_dir."
+    )
 
 
 def pretrain_command(args: argparse.Namespace, stage0_dir: str, row: str, seed: int, recipe: dict) -> list[str]:
@@ -267,21 +284,23 @@ def pretrain_command(args: argparse.Namespace, stage0_dir: str, row: str, seed: 
 def train_runs(args: argparse.Namespace, stage0_dir: str, jobs: list[tuple[str, int]], recipe: dict) -> int:
     """Trains every (row, seed) of `jobs` that has no finished run yet, `args.parallel_runs` at a time; returns how
     many it trained. Each run's output goes to `<run dir>/train.log`."""
-    pending = [(row, seed) for row, seed in jobs if not is_finished(run_dir_of(args, row, seed))]
-    for row, seed in sorted(set(jobs) - set(pending)):
-        logger.info(f"{row} seed {seed}: reusing {run_dir_of(args, row, seed)}")
     commands = {}
-    for row, seed in pending:
-        log_path = os.path.join(run_dir_of(args, row, seed), "train.log")
-        commands[f"{row} seed {seed}"] = (pretrain_command(args, stage0_dir, row, seed, recipe), log_path)
+    for row, seed in jobs:
+        run_dir = run_dir_of(args, row, seed)
+        command = pretrain_command(args, stage0_dir, row, seed, recipe)
+        if is_finished(run_dir, "metrics.json", command):
+            logger.info(f"{row} seed {seed}: reusing {run_dir}")
+        else:
+            commands[f"{row} seed {seed}"] = (command, os.path.join(run_dir, "train.log"))
     run_commands(commands, args.parallel_runs)
-    return len(pending)
+    return len(commands)
 
 
 def run_commands(commands: dict[str, tuple[list[str], str]], parallel_runs: int) -> None:
     """
     Runs `{name: (command, log path)}`, `parallel_runs` at a time, each with its output in its log and, without a GPU,
-    its share of the CPU threads. A failed command stops the others and exits naming its log.
+    its share of the CPU threads. A failed command stops the others and exits naming its log. Each command is recorded
+    beside its log (`RUN_COMMAND_FILE`), for `is_finished`.
     """
     environment = dict(os.environ)
     if not torch.cuda.is_available():
@@ -291,6 +310,7 @@ def run_commands(commands: dict[str, tuple[list[str], str]], parallel_runs: int)
     def run(name: str) -> None:
         command, log_path = commands[name]
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        Path(os.path.dirname(log_path), RUN_COMMAND_FILE).write_text(json.dumps(command[1:]), encoding="utf-8")
         logger.info(f"{name}: running, log in {log_path}\n  {' '.join(command)}")
         begin = time.perf_counter()
         with open(log_path, "w", encoding="utf-8") as log:

@@ -28,8 +28,8 @@ benchmark: the VQA, entailment and NLVR2 accuracy of the same models with the te
 mean ± std over the seeds.
 
 Pre-training runs are shared with `examples/reproduce_ablation.py` (same `--output_dir`, same recipe): whichever
-script runs second reuses them. Finished fine-tuning runs (a `test_results.json`) are reused too, so an interrupted
-reproduction resumes where it stopped. Writes its section of `docs/results.md` (the rest of the file is kept),
+script runs second reuses them. Finished fine-tuning runs of the same command (a `test_results.json`) are reused
+too, so an interrupted reproduction resumes where it stopped; a finished run of another command is refused. Writes its section of `docs/results.md` (the rest of the file is kept),
 `docs/assets/downstream.png` and `<output_dir>/downstream.json`.
 """
 
@@ -183,10 +183,6 @@ def write_subsets(args: argparse.Namespace) -> dict[str, str]:
 
 def finetune_dir(args: argparse.Namespace, row: str, seed: int, task: str) -> str:
     return os.path.join(args.output_dir, "downstream", row, f"seed{seed}", task)
-
-
-def is_finished(run_dir: str) -> bool:
-    return os.path.isfile(os.path.join(run_dir, "test_results.json"))
 
 
 def starting_checkpoint(args: argparse.Namespace, stage0_dir: str, row: str, seed: int) -> str:
@@ -371,16 +367,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     fusion = {name: value for name, value in pretrain_settings.items() if name.startswith("fusion_")}
     subsets = write_subsets(args)
     jobs = [(row, seed, task) for seed in args.seeds for row in args.rows for task in args.tasks]
-    pending = [job for job in jobs if not is_finished(finetune_dir(args, *job))]
     commands = {}
-    for row, seed, task in pending:
-        source = starting_checkpoint(args, stage0_dir, row, seed)
-        command = finetune_command(args, row, seed, task, source, subsets, fusion)
-        commands[f"{row} seed {seed} {task}"] = (
-            command,
-            os.path.join(finetune_dir(args, row, seed, task), "finetune.log"),
+    for row, seed, task in jobs:
+        run_dir = finetune_dir(args, row, seed, task)
+        command = finetune_command(
+            args, row, seed, task, starting_checkpoint(args, stage0_dir, row, seed), subsets, fusion
         )
-    logger.info(f"{len(pending)} of {len(jobs)} fine-tuning runs to train ({len(jobs) - len(pending)} reused)")
+        if not ablation.is_finished(run_dir, "test_results.json", command):
+            commands[f"{row} seed {seed} {task}"] = (command, os.path.join(run_dir, "finetune.log"))
+    logger.info(f"{len(commands)} of {len(jobs)} fine-tuning runs to train ({len(jobs) - len(commands)} reused)")
     ablation.run_commands(commands, args.parallel_runs)
 
     results = {row: [] for row in args.rows}
@@ -397,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     provenance = (
         f"This table: {minutes:.1f} min of wall time on {os.cpu_count()} CPU cores"
         f"{' and a GPU' if torch.cuda.is_available() else ''}, {args.parallel_runs} run(s) at a time; "
-        f"{num_pretrained} of {len(pretrained)} pre-training runs and {len(pending)} of {len(jobs)} fine-tuning runs "
+        f"{num_pretrained} of {len(pretrained)} pre-training runs and {len(commands)} of {len(jobs)} fine-tuning runs "
         "trained in that invocation (the others were reused)."
     )
     table = summarize(results)

@@ -82,9 +82,6 @@ def test_ablation_trains_only_missing_runs_side_by_side_and_names_a_failed_run_l
 
     ablation = load_example("reproduce_ablation")
     args = ablation.parse_args(["--output_dir", str(tmp_path), "--parallel_runs", "2"])
-    finished = Path(ablation.run_dir_of(args, "full", 0))
-    finished.mkdir(parents=True)
-    (finished / "metrics.json").write_text("{}")
     script = (
         "import os, sys; run_dir = sys.argv[1]; print('threads', os.environ.get('OMP_NUM_THREADS'));"
         "open(os.path.join(run_dir, 'metrics.json'), 'w').write('{}') if sys.argv[2] == '0' else sys.exit(3)"
@@ -94,11 +91,22 @@ def test_ablation_trains_only_missing_runs_side_by_side_and_names_a_failed_run_l
         return [sys.executable, "-c", script, ablation.run_dir_of(args, row, seed), "0" if row != "no_g2e" else "1"]
 
     monkeypatch.setattr(ablation, "pretrain_command", fake_command)
+    finished = Path(ablation.run_dir_of(args, "full", 0))
+    finished.mkdir(parents=True)
+    (finished / "metrics.json").write_text("{}")
+    # A finished run that recorded another command (an older recipe) is refused, naming its folder ...
+    (finished / ablation.RUN_COMMAND_FILE).write_text(json.dumps(["-c", "another recipe"]))
+    with pytest.raises(SystemExit, match="holds a finished run of another command") as refused:
+        ablation.train_runs(args, "stage0", [("full", 0)], recipe={})
+    assert str(refused.value).startswith(str(finished))
+    # ... and one of this command is reused.
+    (finished / ablation.RUN_COMMAND_FILE).write_text(json.dumps(fake_command(args, "stage0", "full", 0, {})[1:]))
     jobs = [("full", 0), ("full", 1), ("no_e2e", 0), ("no_e2e", 1)]
     assert ablation.train_runs(args, "stage0", jobs, recipe={}) == 3
     threads = "None" if ablation.torch.cuda.is_available() else str(max(1, (os.cpu_count() or 1) // 2))
     for row, seed in jobs[1:]:
-        assert ablation.is_finished(ablation.run_dir_of(args, row, seed))
+        command = fake_command(args, "stage0", row, seed, {})
+        assert ablation.is_finished(ablation.run_dir_of(args, row, seed), "metrics.json", command)
         assert (Path(ablation.run_dir_of(args, row, seed)) / "train.log").read_text() == f"threads {threads}\n"
     assert not (finished / "train.log").exists()  # reused, not trained again
     with pytest.raises(SystemExit, match=r"no_g2e seed 0: .* exited with 3, see .*no_g2e/seed0/train.log"):
