@@ -22,10 +22,11 @@ Columns: zero-shot top-1, image->text and text->image R@1, link-prediction MRR a
 averages over the Visual Genome, ConceptNet and VisualSem graphs), and the accuracy of every caption probe; each as
 mean ± std over the seeds. Training runs go through `examples/pretrain.py` (one subprocess per run, so every run
 starts from a fresh process and RNG) with the demo recipe's settings and the row's loss weights; finished runs of the
-same command are reused, so an interrupted ablation resumes where it stopped (one of another command is refused). Without a GPU, `--parallel_runs` runs train side by
-side, each with its share of the CPU threads: the demo's small matrices keep two threads of one run far from busy
-(on two cores, two one-thread runs of 100 steps took 62 s side by side; one two-thread run takes ~39 s per 100
-steps). Writes `docs/results.md`, `docs/assets/ablation.png` and `<output_dir>/ablation.json`.
+same command are reused, so an interrupted ablation resumes where it stopped (one of another command is refused).
+Without a GPU, `--parallel_runs` runs train side by side, each with its share of the CPU threads: the demo's small
+matrices keep two threads of one run far from busy (on two cores, two one-thread runs of 100 steps took 62 s side
+by side; one two-thread run takes ~39 s per 100 steps). Writes `docs/results.md`, `docs/assets/ablation.png` and
+`<output_dir>/ablation.json`.
 """
 
 import argparse

@@ -29,8 +29,9 @@ mean ± std over the seeds.
 
 Pre-training runs are shared with `examples/reproduce_ablation.py` (same `--output_dir`, same recipe): whichever
 script runs second reuses them. Finished fine-tuning runs of the same command (a `test_results.json`) are reused
-too, so an interrupted reproduction resumes where it stopped; a finished run of another command is refused. Writes its section of `docs/results.md` (the rest of the file is kept),
-`docs/assets/downstream.png` and `<output_dir>/downstream.json`.
+too, so an interrupted reproduction resumes where it stopped; a finished run of another command is refused. Writes
+its section of `docs/results.md` (the rest of the file is kept), `docs/assets/downstream.png` and
+`<output_dir>/downstream.json`.
 """
 
 import argparse
