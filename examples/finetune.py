@@ -190,7 +190,9 @@ def main(argv=None):
             f"--train_file {task_args.train_file}: {len(train_data.records)} examples, fewer than one global batch "
             f"({global_batch}); lower --per_device_train_batch_size."
         )
-    groups = finetuning_parameter_groups(model, args.learning_rate, args.new_modules_learning_rate, args.weight_decay)
+    groups = finetuning_parameter_groups(
+        model, args.learning_rate, args.new_modules_learning_rate, args.weight_decay, model_info["new_parameters"]
+    )
     optimizer = torch.optim.AdamW(groups, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     eval_dataloaders = {name: accelerator.prepare(loader) for name, loader in eval_dataloaders.items()}
@@ -292,7 +294,7 @@ def main(argv=None):
                 rates = dict(zip(group_names, scheduler.get_last_lr()))
                 values = {
                     f"lr/{part}": next(rate for name, rate in rates.items() if name.startswith(part))
-                    for part in ("towers", "new_modules")
+                    for part in ("pretrained", "new_modules")
                     if any(name.startswith(part) for name in rates)
                 }
                 history.train_history.append(meter.log(state.global_step, state.epoch, values))

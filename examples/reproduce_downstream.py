@@ -76,7 +76,9 @@ TASKS = ("vqa", "snli_ve", "nlvr2", "retrieval")
 # One recipe for every row, short enough for 7 rows x 3 seeds x 4 tasks (and their pre-training) in under an hour on
 # two cores (measured on 2026-12-07: 45 min, pre-training included). In the trials that chose it (stage-0 CLIP, dev
 # split), VQA accuracy was 0.409, 0.439, 0.429 after 1, 2 and 3 epochs and NLVR2's (demo world format 2) 0.79 after
-# 2 epochs, 0.83 after 4, flat after: see docs/results.md.
+# 2 epochs, 0.83 after 4, flat after: see docs/results.md. The two rates split each model by what its checkpoint
+# holds (`finetuning_parameter_groups`), so a pre-trained fusion encoder is fine-tuned at the towers' rate: at 1e-3 VQA
+# fine-tuning erased most of the colour facts it held (docs/results.md).
 FINETUNE_RECIPE = {
     "learning_rate": 1e-4,
     "new_modules_learning_rate": 1e-3,
@@ -320,8 +322,10 @@ def write_markdown(args: argparse.Namespace, table: dict, sizes: dict, path: str
         "",
         f"The structure of Table 1 and Tables 5-6 of Pan et al. (2022), reproduced by "
         f"`examples/reproduce_downstream.py` on the `{args.demo_size}` demo world's downstream tasks: each row is "
-        f"fine-tuned with the same recipe ({recipe}; learning rate {settings['learning_rate']:g} for the "
-        f"towers, {settings['new_modules_learning_rate']:g} for the fusion encoder and head; batch "
+        f"fine-tuned with the same recipe ({recipe}; learning rate {settings['learning_rate']:g} for what the "
+        "checkpoint trained (the towers, and the Knowledge-CLIP rows' fusion encoder), "
+        f"{settings['new_modules_learning_rate']:g} for what fine-tuning adds (the head, and the CLIP rows' fusion "
+        "encoder); batch "
         f"{settings['per_device_train_batch_size']}; the VQA, SNLI-VE and NLVR2 classifiers read "
         f"`--task_head_inputs {TASK_SETTINGS['vqa']['task_head_inputs']}`) and scored once on the test split; "
         "mean ± std over "

@@ -471,22 +471,32 @@ def test_bad_test_subsets_files_name_the_file_and_key(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------- the glue
-def test_task_heads_count_as_new_modules(workspace):
-    model = KnowledgeCLIPForQuestionAnswering.from_pretrained(workspace / "knowledge", id2label=dict(enumerate("ab")))
-    groups = finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05)
-    by_name = {group["name"]: group for group in groups}
-    assert set(by_name) == {"towers/decay", "towers/no_decay", "new_modules/decay", "new_modules/no_decay"}
+def group_members(model, groups):
     names = {id(p): n for n, p in model.named_parameters()}
-    new = [names[id(p)] for g in groups if g["name"].startswith("new_modules") for p in g["params"]]
-    towers = [names[id(p)] for g in groups if g["name"].startswith("towers") for p in g["params"]]
-    assert {"classifier.0.weight", "classifier.3.bias", "classifier.1.weight"} <= set(new)
-    assert any(n.startswith("knowledge_clip.fusion_encoder.") for n in new)
-    assert all(n.startswith(("knowledge_clip.text_model.", "knowledge_clip.vision_model.", "knowledge_clip.text_pr",
-                             "knowledge_clip.visual_pr", "knowledge_clip.logit_scale")) for n in towers)  # fmt: skip
-    assert "classifier.0.weight" in [names[id(p)] for p in by_name["new_modules/decay"]["params"]]
-    assert "classifier.1.weight" in [names[id(p)] for p in by_name["new_modules/no_decay"]["params"]]  # LayerNorm
-    assert by_name["new_modules/decay"]["lr"] == 1e-3 and by_name["towers/decay"]["lr"] == 1e-5
-    assert len(new) + len(towers) == sum(1 for p in model.parameters() if p.requires_grad)
+    return {group["name"]: {names[id(p)] for p in group["params"]} for group in groups}
+
+
+@pytest.mark.parametrize("checkpoint", ["knowledge", "clip"])
+def test_what_loading_initialises_is_new_and_the_rest_pretrained(workspace, checkpoint):
+    model_args = ModelArguments(model_name_or_path=str(workspace / checkpoint))
+    model, _, info = load_finetuning_model("snli_ve", model_args, SNLI_VE, "SNLI-VE")
+    groups = finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05, info["new_parameters"])
+    members = group_members(model, groups)
+    assert set(members) == {"pretrained/decay", "pretrained/no_decay", "new_modules/decay", "new_modules/no_decay"}
+    new = members["new_modules/decay"] | members["new_modules/no_decay"]
+    pretrained = members["pretrained/decay"] | members["pretrained/no_decay"]
+    assert {"classifier.0.weight", "classifier.3.bias"} <= new
+    assert "classifier.0.weight" in members["new_modules/decay"]
+    assert "classifier.1.weight" in members["new_modules/no_decay"]  # LayerNorm
+    fusion = {n for n, _ in model.named_parameters() if n.startswith("knowledge_clip.fusion_encoder.")}
+    # A Knowledge-CLIP checkpoint's fusion encoder was trained: it is fine-tuned at the towers' rate, not reset to
+    # the new modules' one; a CLIP checkpoint has none, so its fresh one is new.
+    assert fusion <= (pretrained if checkpoint == "knowledge" else new)
+    assert all(n.startswith("classifier.") for n in new) == (checkpoint == "knowledge")
+    assert "knowledge_clip.text_model.encoder.layers.0.self_attn.q_proj.weight" in members["pretrained/decay"]
+    lrs = {group["name"]: group["lr"] for group in groups}
+    assert lrs["new_modules/decay"] == 1e-3 and lrs["pretrained/decay"] == 1e-5
+    assert len(new) + len(pretrained) == sum(1 for p in model.parameters() if p.requires_grad)
 
 
 def test_task_token_is_a_new_module_and_a_task_checkpoint_keeps_its_joint_relation(workspace, tmp_path):
@@ -495,13 +505,14 @@ def test_task_token_is_a_new_module_and_a_task_checkpoint_keeps_its_joint_relati
         "snli_ve", knowledge, SNLI_VE, "SNLI-VE", {"joint_relation": "task_token"}
     )
     assert info["new_modules"] == ["classifier", "task token"] and not model.task_token.any()
-    groups = {g["name"]: g for g in finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05)}
+    groups = {g["name"]: g for g in finetuning_parameter_groups(model, 1e-5, 1e-3, 0.05, info["new_parameters"])}
     assert any(p is model.task_token for p in groups["new_modules/no_decay"]["params"])  # a token, like <head>
     model.save_pretrained(tmp_path / "task")
     processor.save_pretrained(tmp_path / "task")
     task = ModelArguments(model_name_or_path=str(tmp_path / "task"))
     loaded, _, info = load_finetuning_model("snli_ve", task, SNLI_VE, "SNLI-VE")
     assert loaded.config.joint_relation == "task_token" and info["new_modules"] == []
+    assert info["new_parameters"] == frozenset()  # a task checkpoint has every weight: all of it is pre-trained
     with pytest.raises(TrainingConfigurationError, match="--joint_relation masked: the task checkpoint .* task_token"):
         load_finetuning_model("snli_ve", task, SNLI_VE, "SNLI-VE", {"joint_relation": "masked"})
     with pytest.raises(TrainingConfigurationError, match="--joint_relation is for the joint-encoder tasks"):

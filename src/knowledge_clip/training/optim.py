@@ -2,13 +2,14 @@
 """The paper's optimisation: AdamW with two learning rates and decay groups, cosine schedule with linear warm-up."""
 
 import math
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from ..modeling_knowledge_clip import KnowledgeCLIPModel
 
-__all__ = ["clamp_logit_scale", "cosine_schedule_with_warmup", "parameter_groups"]
+__all__ = ["clamp_logit_scale", "cosine_schedule_with_warmup", "decay_groups", "parameter_groups"]
 
 # The modules Knowledge-CLIP adds to CLIP; everything else is a pretrained tower.
 NEW_MODULE_PREFIXES = ("text_to_fusion.", "vision_to_fusion.", "fusion_encoder.", "relation_head.", "graph_head.")
@@ -31,41 +32,59 @@ def _no_weight_decay(parameter: nn.Parameter, lookup_tables: set[int]) -> bool:
 
 
 def parameter_groups(
-    model: nn.Module,
-    tower_learning_rate: float,
-    new_modules_learning_rate: float,
-    weight_decay: float,
-    base_model_prefix: str = "",
+    model: nn.Module, tower_learning_rate: float, new_modules_learning_rate: float, weight_decay: float
 ) -> list[dict]:
     """
-    AdamW parameter groups: (CLIP towers | new modules) x (decay | no decay).
+    Pre-training's AdamW parameter groups: (CLIP towers | new modules) x (decay | no decay).
 
     Args:
-        model (`nn.Module`): A `KnowledgeCLIPModel`, or a model holding one under `base_model_prefix` (not wrapped).
+        model (`nn.Module`): A `KnowledgeCLIPModel` (not wrapped).
         tower_learning_rate (`float`): Learning rate of the CLIP towers, projections and `logit_scale` (paper: 1e-5).
         new_modules_learning_rate (`float`): Learning rate of the fusion encoder and heads (paper: 1e-3).
         weight_decay (`float`): Decay of the weight matrices (see `_no_weight_decay` for what is exempt).
-        base_model_prefix (`str`, *optional*, defaults to `""`): Where the `KnowledgeCLIPModel` sits in `model`
-            (`"knowledge_clip."` in a task model); every parameter outside it (task heads, a task token) is new.
 
     Returns:
-        `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name`.
+        `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name` (`towers/decay`,
+        `new_modules/no_decay`, ...).
     """
+    return decay_groups(
+        model,
+        lambda name: name.startswith(NEW_MODULE_PREFIXES),
+        {"towers": tower_learning_rate, "new_modules": new_modules_learning_rate},
+        weight_decay,
+    )
+
+
+def decay_groups(
+    model: nn.Module, is_new: Callable[[str], bool], learning_rates: Mapping[str, float], weight_decay: float
+) -> list[dict]:
+    """
+    AdamW groups of the trainable parameters of `model`: (old part | new part) x (decay | no decay).
+
+    Args:
+        model (`nn.Module`): The model (not wrapped).
+        is_new (`Callable[[str], bool]`): Whether the parameter of that name belongs to the new part.
+        learning_rates (`Mapping[str, float]`): Two entries, the old part's name and rate first, then the new part's.
+        weight_decay (`float`): Decay of the weight matrices (see `_no_weight_decay` for what is exempt).
+
+    Returns:
+        `list[dict]`: Non-empty groups with `params`, `lr`, `weight_decay` and a `name` (`<part>/decay` or
+        `<part>/no_decay`).
+    """
+    (old_part, _), (new_part, _) = learning_rates.items()
     groups = {}
     lookup_tables = _lookup_table_parameters(model)
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        in_base = name.startswith(base_model_prefix)
-        is_new = not in_base or name.removeprefix(base_model_prefix).startswith(NEW_MODULE_PREFIXES)
-        part = "new_modules" if is_new else "towers"
+        part = new_part if is_new(name) else old_part
         decay = "no_decay" if _no_weight_decay(parameter, lookup_tables) else "decay"
         group = groups.setdefault(
             (part, decay),
             {
                 "name": f"{part}/{decay}",
                 "params": [],
-                "lr": new_modules_learning_rate if part == "new_modules" else tower_learning_rate,
+                "lr": learning_rates[part],
                 "weight_decay": 0.0 if decay == "no_decay" else weight_decay,
             },
         )
