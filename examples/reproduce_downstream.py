@@ -3,7 +3,7 @@
 The structure of the paper's Table 1 and Tables 5-6 (Pan et al., 2022) on the demo world: every pre-training row of
 `examples/reproduce_ablation.py`, fine-tuned on the world's four downstream tasks with one recipe, over several seeds.
 
-    python examples/reproduce_downstream.py                    # 7 rows x 3 seeds x 4 tasks: ~45 min on 2 CPU cores
+    python examples/reproduce_downstream.py                    # 7 rows x 3 seeds x 4 tasks: ~50 min on 2 CPU cores
     python examples/reproduce_downstream.py --smoke            # tiny sizes: checks the plumbing only
     python examples/reproduce_downstream.py --rows clip clip_continued full --tasks vqa snli_ve
 
@@ -74,7 +74,7 @@ FRESH_FUSION_ROWS = {"clip", "clip_continued"}
 TASKS = ("vqa", "snli_ve", "nlvr2", "retrieval")
 
 # One recipe for every row, short enough for 7 rows x 3 seeds x 4 tasks (and their pre-training) in under an hour on
-# two cores (measured on 2026-12-07: 45 min, pre-training included). In the trials that chose it (stage-0 CLIP, dev
+# two cores (measured on 2026-12-07: 49 min, pre-training included). In the trials that chose it (stage-0 CLIP, dev
 # split), VQA accuracy was 0.409, 0.439, 0.429 after 1, 2 and 3 epochs and NLVR2's (demo world format 2) 0.79 after
 # 2 epochs, 0.83 after 4, flat after: see docs/results.md. The two rates split each model by what its checkpoint
 # holds (`finetuning_parameter_groups`), so a pre-trained fusion encoder is fine-tuned at the towers' rate: at 1e-3 VQA
