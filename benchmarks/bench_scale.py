@@ -139,7 +139,11 @@ def linear_fit(xs, ys) -> dict:
     xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     if np.unique(xs).size < 2:
         raise ValueError(f"a linear fit needs two or more distinct sizes, got {xs.tolist()}")
-    slope, intercept = np.polyfit(xs, ys, 1)
+    # The centred normal equations rather than `np.polyfit`, whose least-squares solver (numpy 2.4.6) returns a slope
+    # of 1e-15 for a flat line: memory that does not grow must fit a slope of exactly 0.
+    x_offsets, y_offsets = xs - xs.mean(), ys - ys.mean()
+    slope = (x_offsets * y_offsets).sum() / np.square(x_offsets).sum()
+    intercept = ys.mean() - slope * xs.mean()
     residuals = ys - (intercept + slope * xs)
     return {"intercept": float(intercept), "slope": float(slope), "max_abs_residual": float(np.abs(residuals).max())}
 
