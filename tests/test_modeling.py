@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from knowledge_clip import KnowledgeCLIPConfig, KnowledgeCLIPModel, KnowledgeCLIPProcessor
-from knowledge_clip.modeling_knowledge_clip import KnowledgeFusionLayer
+from knowledge_clip.modeling_knowledge_clip import LENGTH_BUCKET_RATIO, MASKED, KnowledgeFusionLayer, length_buckets
 from knowledge_clip.training import teacher_embeddings
 
 # A prelude that makes `import knowledge_clip` fail, for processes that must work from the saved files alone.
@@ -382,12 +382,68 @@ def test_teacher_reads_images_at_another_resolution_with_interpolate_pos_encodin
 def test_length_buckets_partition_rows_by_length():
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 60, (500,), generator=generator)
-    buckets = KnowledgeCLIPModel._length_buckets(lengths)
+    buckets = length_buckets(lengths)
     rows = torch.cat([bucket_rows for bucket_rows, _ in buckets])
     assert torch.equal(rows.sort().values, torch.arange(500))  # every row in exactly one pass
     for bucket_rows, width in buckets:
         bucket_lengths = lengths[bucket_rows]
-        assert width == bucket_lengths.max() and bucket_lengths.max() <= 1.5 * bucket_lengths.min()
+        assert width == bucket_lengths.max() and bucket_lengths.max() <= LENGTH_BUCKET_RATIO * bucket_lengths.min()
     # Greedy from the shortest: each pass starts at the first length the previous one could not take.
     for (previous, _), (current, _) in zip(buckets, buckets[1:]):
-        assert lengths[current].min() > 1.5 * lengths[previous].min()
+        assert lengths[current].min() > LENGTH_BUCKET_RATIO * lengths[previous].min()
+
+
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_last_fusion_layer_at_the_read_positions_equals_the_full_layer(
+    tokenizer, batch, attn_implementation, checkpointing
+):
+    """Without token states, `fuse` runs the last fusion layer at index 0 and the relation slot alone: Y, R and every
+    gradient must be those of the full last layer, drop-path included."""
+    torch.manual_seed(0)
+    model = KnowledgeCLIPModel._from_config(tiny_config(tokenizer), attn_implementation=attn_implementation).train()
+    if checkpointing:
+        model.activation_checkpointing_enable({"use_reentrant": False})
+    entities_inputs = [batch[name] for name in ("entity_input_ids", "entity_attention_mask", "entity_pixel_values")]
+    relation_inputs = [batch["relation_input_ids"], batch["relation_attention_mask"]]
+    triplets = batch["triplets"]
+    # Sequences of every form and of several lengths: entities alone, queries, pairs and whole triplets.
+    num_entities = batch["entity_ids"].shape[0]
+    masked = torch.full((num_entities,), MASKED)
+    heads = torch.cat([masked, triplets[:, 0], triplets[:, 0], triplets[:, 0]])
+    relations = torch.cat([masked, triplets[:, 1], torch.full_like(triplets[:, 1], MASKED), triplets[:, 1]])
+    tails = torch.cat(
+        [torch.arange(num_entities), torch.full_like(triplets[:, 2], MASKED), triplets[:, 2], triplets[:, 2]]
+    )
+
+    def read_and_grads(return_token_states):
+        model.zero_grad()
+        torch.manual_seed(1)  # drop-path draws the same masks in both runs
+        entities = model.encode_entity_features(*entities_inputs, *relation_inputs)
+        output = model.fuse(entities, heads, relations, tails, return_token_states=return_token_states)
+        assert (output.last_hidden_state is not None) == return_token_states
+        (output.pooler_output.square().sum() + output.relation_embeds.sin().sum()).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return output.pooler_output.detach(), output.relation_embeds.detach(), grads
+
+    full_pooled, full_relations, full_grads = read_and_grads(return_token_states=True)
+    pooled, relations_out, grads = read_and_grads(return_token_states=False)
+    torch.testing.assert_close(pooled, full_pooled, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(relations_out, full_relations, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == full_grads.keys()
+    # Within float rounding of the largest gradient: the two paths sum the same terms in another order.
+    scale = max(grad.abs().max() for grad in full_grads.values())
+    for name in grads:
+        assert (grads[name] - full_grads[name]).abs().max() <= 1e-6 * scale, name
+
+
+def test_output_positions_refuse_layer_outputs(model):
+    fusion = model.fusion_encoder
+    inputs_embeds = torch.randn(2, 5, fusion.config.hidden_size)
+    positions = torch.tensor([[0, 2], [0, 3]])
+    output = fusion(inputs_embeds=inputs_embeds, output_positions=positions).last_hidden_state
+    full = fusion(inputs_embeds=inputs_embeds).last_hidden_state
+    assert output.shape == (2, 2, fusion.config.hidden_size)
+    torch.testing.assert_close(output, full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1])))
+    with pytest.raises(ValueError, match="output_positions"):
+        fusion(inputs_embeds=inputs_embeds, output_positions=positions, output_hidden_states=True)

@@ -17,6 +17,7 @@ from knowledge_clip import (
     KnowledgeCLIPForQuestionAnswering,
     KnowledgeCLIPModel,
 )
+from knowledge_clip.modeling_knowledge_clip import DropPath
 from knowledge_clip.reference import LiteralKnowledgeCLIP
 
 WITHOUT_PACKAGE = "import sys; sys.modules['knowledge_clip'] = None\n"
@@ -74,6 +75,11 @@ def test_forward_backward_from_either_checkpoint(checkpoints, processor, task, s
     fusion = model.knowledge_clip.fusion_encoder.layers[0].mlp.fc1.weight
     assert torch.equal(fusion, base.fusion_encoder.layers[0].mlp.fc1.weight) == (source == "knowledge")
 
+    # Drop-path (the tiny fusion encoder's last layer has rate 0.1) can drop a branch for every pair of this small
+    # batch and leave its parameters without a gradient by chance: the check below is about the wiring.
+    for module in model.modules():
+        if isinstance(module, DropPath):
+            module.drop_prob = 0.0
     output = model(**_inputs(processor, task))
     num_images = overrides.get("num_images", 1)
     assert output.logits.shape == (2, model.config.num_labels)

@@ -6,6 +6,8 @@ import collections
 
 import torch
 
+from ..modeling_knowledge_clip import text_tower_in_length_buckets
+
 __all__ = ["TeacherEmbeddingCache", "teacher_embeddings"]
 
 
@@ -53,7 +55,9 @@ def _embed(
     empty = teacher_model.text_projection.weight.new_zeros(0, teacher_model.config.projection_dim)
     text_embeds = image_embeds = empty
     if input_ids is not None and input_ids.shape[0] > 0:
-        text_embeds = teacher_model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        # In length buckets, as the student's text tower runs: the same pooled outputs without the padding's cost.
+        pooled = text_tower_in_length_buckets(teacher_model.text_model, input_ids, attention_mask)[0].pooler_output
+        text_embeds = teacher_model.text_projection(pooled)
     if pixel_values is not None and pixel_values.shape[0] > 0:
         # The teacher reads the same images as the student, so it needs the same position interpolation.
         image_embeds = teacher_model.get_image_features(
