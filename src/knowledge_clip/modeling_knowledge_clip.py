@@ -548,6 +548,8 @@ class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
                 `last_hidden_state` is `(num_sequences, num_positions, hidden_size)`. Not with `output_hidden_states`
                 or `output_attentions`, whose last entries would cover these positions only.
         """
+        if output_positions is not None and self.records_layer_outputs(**kwargs):
+            raise ValueError("output_positions cannot be combined with output_hidden_states or output_attentions.")
         mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
         )
@@ -558,8 +560,6 @@ class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
         if output_positions is None:
             hidden_states = last_layer(hidden_states, mask, **kwargs)
         else:
-            if self.records_layer_outputs(**kwargs):
-                raise ValueError("output_positions cannot be combined with output_hidden_states or output_attentions.")
             # The queries' mask: (num_sequences, 1, num_positions, seq_len), keys' padding as in `mask`.
             queries_mask = create_bidirectional_mask(
                 config=self.config,
@@ -748,8 +748,8 @@ class KnowledgeCLIPModel(CLIPModel):
         relation slot (Eq. 5).
 
         Sequences are sorted by length and run as a few padded passes whose longest row is at most
-        `LENGTH_BUCKET_RATIO` times their shortest, so that short text sequences do not pay for long image ones; every output comes back in the order
-        of the input rows.
+        `LENGTH_BUCKET_RATIO` times their shortest, so that short text sequences do not pay for long image ones;
+        every output comes back in the order of the input rows.
 
         Args:
             entities (`EntityFeatures`): from [`~KnowledgeCLIPModel.encode_entity_features`].
