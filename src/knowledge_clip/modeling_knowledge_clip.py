@@ -468,28 +468,44 @@ class KnowledgeFusionEmbeddings(nn.Module):
         if sequence_length is None:
             sequence_length = int(sequence_lengths.max())
         positions = torch.arange(sequence_length, device=heads.device).unsqueeze(0)
-        in_head = (positions >= 1) & (positions < relation_positions.unsqueeze(1))
-        at_relation = positions == relation_positions.unsqueeze(1)
-        in_tail = (positions > relation_positions.unsqueeze(1)) & (positions < sequence_lengths.unsqueeze(1))
-        head_token_index = (positions - 1).clamp(0, max_tokens - 1).expand(heads.shape[0], -1)
-        tail_token_index = (positions - relation_positions.unsqueeze(1) - 1).clamp(0, max_tokens - 1)
+        relation_at = relation_positions.unsqueeze(1)
+        in_head = (positions >= 1) & (positions < relation_at)
+        at_relation = positions == relation_at
+        in_tail = (positions > relation_at) & (positions < sequence_lengths.unsqueeze(1))
+        head_token_index = (positions - 1).clamp(0, max_tokens - 1)
+        tail_token_index = (positions - relation_at - 1).clamp(0, max_tokens - 1)
 
-        head_features = entities.tokens[heads.clamp(min=0).unsqueeze(1), head_token_index]
-        head_features = head_features * (heads != MASKED).view(-1, 1, 1)
-        tail_features = entities.tokens[tails.clamp(min=0).unsqueeze(1), tail_token_index]
-        tail_features = tail_features * (tails != MASKED).view(-1, 1, 1)
-        if entities.relation_tokens.shape[0] > 0:
-            relation_features = entities.relation_tokens[relations.clamp(min=0)]
-            relation_features = relation_features * (relations != MASKED).view(-1, 1)
-        else:
-            relation_features = entities.tokens.new_zeros(heads.shape[0], entities.tokens.shape[-1])
+        # Every position is at most one entity token plus one row of a small table of everything else: <head>, PE_h,
+        # PE_t, a zero row for padding, and the relation slot's PE_r alone (a masked relation) or x̄_r + PE_r. So the
+        # sequences are two gathers and a sum whatever their parts. The tokens are read from a view of their tensor:
+        # a copy of it with the other rows appended would cost its whole size again per bucket.
+        num_roles, hidden_size = self.head_role_embedding.num_embeddings, entities.tokens.shape[-1]
+        head_rows = heads.clamp(min=0).unsqueeze(1) * max_tokens + head_token_index
+        tail_rows = tails.clamp(min=0).unsqueeze(1) * max_tokens + tail_token_index
+        token_rows = torch.where(in_head, head_rows, torch.where(in_tail, tail_rows, 0))
+        # A masked head or tail is one zero token (the masks admit index 0 of the part only).
+        reads_token = (in_head & (heads != MASKED).unsqueeze(1)) | (in_tail & (tails != MASKED).unsqueeze(1))
+        token_features = F.embedding(token_rows, entities.tokens.reshape(-1, hidden_size))
+        token_features = token_features * reads_token.unsqueeze(-1)
 
-        inputs_embeds = (
-            in_head.unsqueeze(-1) * (head_features + self.head_role_embedding(head_token_index))
-            + at_relation.unsqueeze(-1) * (relation_features + self.relation_role_embedding).unsqueeze(1)
-            + in_tail.unsqueeze(-1) * (tail_features + self.tail_role_embedding(tail_token_index))
+        relation_role = self.relation_role_embedding.view(1, -1)
+        role_table = torch.cat(
+            [
+                self.head_token.view(1, -1),
+                self.head_role_embedding.weight,
+                self.tail_role_embedding.weight,
+                self.head_token.new_zeros(1, hidden_size),
+                relation_role,
+                entities.relation_tokens + relation_role,
+            ]
         )
-        inputs_embeds[:, 0] = self.head_token
+        relation_rows = 2 * num_roles + 2 + torch.where(relations == MASKED, 0, relations + 1)
+        role_rows = torch.where(in_head, 1 + head_token_index, 1 + 2 * num_roles)
+        role_rows = torch.where(in_tail, 1 + num_roles + tail_token_index, role_rows)
+        role_rows = torch.where(at_relation, relation_rows.unsqueeze(1), role_rows)
+        role_rows = torch.where(positions == 0, 0, role_rows)
+
+        inputs_embeds = token_features + F.embedding(role_rows, role_table)
         attention_mask = positions < sequence_lengths.unsqueeze(1)
         return inputs_embeds, attention_mask.long(), relation_positions
 
