@@ -255,7 +255,10 @@ def test_knowledge_split_needs_the_graph_and_nothing_else(world, data):
         assert all(any(p in q.question for p in test_phrases) for q in questions)
         pairs = [e for e in loaded["snli_ve"][split][0] if e.pair_id in set(manifest["snli_ve"][split]["knowledge"])]
         assert pairs and {SNLI_VE_LABELS[p.label] for p in pairs} == {"entailment", "contradiction"}
+        assert sum(SNLI_VE_LABELS[p.label] == "entailment" for p in pairs) * 2 == len(pairs)
         assert all(any(p in e.text for p in test_phrases) for e in pairs)
+        # Stated positively: a negated knowledge hypothesis would ask for the negation as well as the fact.
+        assert not any(e.text.startswith("there is no ") for e in pairs)
 
 
 def test_held_out_compositions_never_reach_training(data):

@@ -13,7 +13,8 @@ Karpathy-style `dataset_flickr30k.json` retrieval split.
   sides", "circle HasProperty round"). The facts are partitioned per seed, by thing and by shape: train questions use
   one part, dev and test knowledge questions only the other, and no caption names a thing or a part. Each knowledge
   question comes as a pair on one scene, one true and one false, so the answer prior is 50% and the scene alone says
-  nothing about the answer.
+  nothing about the answer. Knowledge hypotheses state the fact positively ("there is a shape the same colour as the
+  fire truck"); negated hypotheses are scene ones ("there is no red circle").
 
 `splits.json` lists, per task and split, the ids of the knowledge questions and of those that name a held-out
 composition.
@@ -221,12 +222,12 @@ def _entailment_hypotheses(rng: random.Random, scene: dict, facts: dict, allowed
             label, predicate = rng.choice((("entailment", predicate), ("contradiction", OPPOSITE[predicate])))
             state(f"the {_name(a)} is {predicate} the {_name(b)}", label, [_name(a), _name(b)])
     state(f"the {_name(item)} is {rng.choice(OPEN_PROPERTIES)}", "neutral", [_name(item)])
+    # Knowledge hypotheses are never negated: a negated one asks for a fact composed with a negation, which no model
+    # fitted even on its training hypotheses (docs/results.md), so it measured the negation, not the fact. Negation
+    # is asked of the scenes above.
     for kind, row, holds in _knowledge_pairs(rng, objects, facts):
         phrase = _knowledge_phrase(kind, row)
-        if rng.random() < 0.5:
-            state(f"there is {phrase}", "entailment" if holds else "contradiction", knowledge=True)
-        else:
-            state(f"there is no {phrase}", "contradiction" if holds else "entailment", knowledge=True)
+        state(f"there is {phrase}", "entailment" if holds else "contradiction", knowledge=True)
     return hypotheses
 
 

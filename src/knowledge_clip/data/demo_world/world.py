@@ -25,8 +25,8 @@ from .visualsem import write_visualsem
 from .zero_shot import write_zero_shot
 
 # 2: the downstream tasks were added (a world of an older version is rebuilt); 3: NLVR2 statements balanced per
-# template.
-FORMAT_VERSION = 3
+# template; 4: SNLI-VE knowledge hypotheses never negated.
+FORMAT_VERSION = 4
 MARKER_NAME = "demo_world.json"
 GENERATOR = "knowledge_clip.data.demo_world"
 
