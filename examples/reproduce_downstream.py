@@ -74,7 +74,7 @@ FRESH_FUSION_ROWS = {"clip", "clip_continued"}
 TASKS = ("vqa", "snli_ve", "nlvr2", "retrieval")
 
 # One recipe for every row, short enough for 7 rows x 3 seeds x 4 tasks (and their pre-training) in under an hour on two
-# cores (measured on 2026-12-07: 49 min, pre-training included). In the trials that chose it (stage-0 CLIP, dev split),
+# cores (measured on 2026-12-08: 49.7 min, pre-training included). In the trials that chose it (stage-0 CLIP, dev split),
 # VQA accuracy was 0.409, 0.439, 0.429 after 1, 2 and 3 epochs and NLVR2's (demo world format 2) 0.79 after 2 epochs,
 # 0.83 after 4, flat after; SNLI-VE (seed 0, stage 0 and full) 0.630 and 0.647 after 2 epochs, 0.686 and 0.699 after 4,
 # within 0.01 of that after 6 and 8: see docs/results.md. The two rates split each model by what its checkpoint holds
