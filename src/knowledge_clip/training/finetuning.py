@@ -1385,8 +1385,8 @@ def finetuned_model_card(
         "",
         "The model reads an image and a text together: the fusion encoder of Knowledge-CLIP (Pan et al., NeurIPS "
         f"2022, [arXiv:{hub.PAPER_ARXIV_ID}](https://arxiv.org/abs/{hub.PAPER_ARXIV_ID})) encodes the sequence with the "
-        "image's tokens in the head slot, the text's in the tail slot and the relation slot masked, and a classifier "
-        "reads its joint representation `Y(image, -, text)`.",
+        f"image's tokens in the head slot, the text's in the tail slot and {_CARD_RELATION_SLOT[config.joint_relation]}, "
+        f"and a classifier reads {_CARD_HEAD_INPUTS[config.task_head_inputs]}.",
         "",
         *([provenance, ""] if provenance else []),
         "## Model",
@@ -1423,6 +1423,13 @@ _CARD_LIMITATIONS = (
     "visual understanding. The model inherits the biases of its base CLIP and of its pre-training and fine-tuning "
     "data."
 )
+# The card says what the model's config makes it read (`joint_relation`, `task_head_inputs`).
+_CARD_RELATION_SLOT = {"masked": "the relation slot masked", "task_token": "a learned task token in the relation slot"}
+_CARD_HEAD_INPUTS = {
+    "joint": "its joint representation `Y(image, -, text)`",
+    "joint_and_towers": "its joint representation `Y(image, -, text)` beside the towers' L2-normalised embeddings `u` "
+    "(image) and `v` (text) and their product `u ⊙ v`",
+}
 _CARD_TASK_TEXT = {
     "vqa": "Knowledge-CLIP for visual question answering (`KnowledgeCLIPForQuestionAnswering`),",
     "snli_ve": "Knowledge-CLIP for visual entailment (`KnowledgeCLIPForImageTextClassification`, one image),",
