@@ -66,7 +66,8 @@ SHUFFLED_IMAGES_CONTROL = (
     "{shuffled:.3f} against {score:.3f}: the difference is what it reads from the images, the rest it scores from the "
     "text alone (the *images shuffled* columns of docs/results.md in knowledge-clip)."
 )
-TASK_METRICS = {"vqa": "vqa_accuracy", "snli_ve": "accuracy", "nlvr2": "accuracy"}
+# The metric a classifier's card states with its test images and with them shuffled.
+CONTROL_METRICS = {"vqa": "vqa_accuracy", "snli_ve": "accuracy", "nlvr2": "accuracy"}
 TASK_DATASETS = {"vqa": "VQAv2", "snli_ve": "SNLI-VE", "nlvr2": "NLVR2", "retrieval": "Karpathy-split"}
 
 
@@ -161,8 +162,8 @@ def task_card(spec: TaskCard) -> str:
         raise FileNotFoundError(f"{MEASURED_DIR / spec.name}.json: the task model {spec.name} has no measured run.")
     base_model = f"{NAMESPACE}/{spec.base_model}"
     control = ""
-    if spec.task in TASK_METRICS:  # a classifier over the joint representation can answer from the text alone
-        metric = TASK_METRICS[spec.task]
+    if spec.task in CONTROL_METRICS:  # a classifier over the joint representation can answer from the text alone
+        metric = CONTROL_METRICS[spec.task]
         control = SHUFFLED_IMAGES_CONTROL.format(
             metric=metric, shuffled=run["test_results_shuffled_images"][metric], score=run["test_results"][metric]
         )

@@ -656,9 +656,8 @@ def test_cards_and_push_without_network(workspace, tmp_path):
     assert card.data.pipeline_tag == "visual-question-answering" and "vqa_accuracy" in str(card)
     assert "pipeline_tag" not in str(finetuned_model_card("nlvr2", model.config, "me/n", "mit").data.to_yaml())
     # The card describes what the config makes the model read.
-    assert "the relation slot masked, and a classifier reads its joint representation `Y(image, -, text)`." in str(
-        card
-    )
+    text = str(card)
+    assert "the relation slot masked, and a classifier reads its joint representation `Y(image, -, text)`." in text
     config = model.config.to_dict() | {"joint_relation": "task_token", "task_head_inputs": "joint_and_towers"}
     card = str(finetuned_model_card("vqa", type(model.config).from_dict(config), "me/vqa", "apache-2.0"))
     assert "a learned task token in the relation slot" in card and "beside the towers' L2-normalised" in card
