@@ -26,7 +26,7 @@ from knowledge_clip import KnowledgeCLIPConfig, hub
 from knowledge_clip.evaluation.benchmarks import demo_world_card_results
 from knowledge_clip.training.accelerator import flat_config
 from knowledge_clip.training.arguments import parse_arguments
-from knowledge_clip.training.finetuning import finetuned_model_card
+from knowledge_clip.training.finetuning import TASK_METRICS, finetuned_model_card
 
 CARDS_DIR = Path(__file__).resolve().parent
 REPO = CARDS_DIR.parent
@@ -66,8 +66,6 @@ SHUFFLED_IMAGES_CONTROL = (
     "{shuffled:.3f} against {score:.3f}: the difference is what it reads from the images, the rest it scores from the "
     "text alone (the *images shuffled* columns of docs/results.md in knowledge-clip)."
 )
-# The metric a classifier's card states with its test images and with them shuffled.
-CONTROL_METRICS = {"vqa": "vqa_accuracy", "snli_ve": "accuracy", "nlvr2": "accuracy"}
 TASK_DATASETS = {"vqa": "VQAv2", "snli_ve": "SNLI-VE", "nlvr2": "NLVR2", "retrieval": "Karpathy-split"}
 
 
@@ -162,8 +160,8 @@ def task_card(spec: TaskCard) -> str:
         raise FileNotFoundError(f"{MEASURED_DIR / spec.name}.json: the task model {spec.name} has no measured run.")
     base_model = f"{NAMESPACE}/{spec.base_model}"
     control = ""
-    if spec.task in CONTROL_METRICS:  # a classifier over the joint representation can answer from the text alone
-        metric = CONTROL_METRICS[spec.task]
+    if spec.task != "retrieval":  # an image-text classifier can answer from the text alone
+        metric = TASK_METRICS[spec.task][0]  # the task's headline metric
         control = SHUFFLED_IMAGES_CONTROL.format(
             metric=metric, shuffled=run["test_results_shuffled_images"][metric], score=run["test_results"][metric]
         )
