@@ -1,5 +1,6 @@
-"""The KD teacher's cache: a step with it equals a step without it, it is keyed on the tower input (not on the
-entity), bounded, and bound to one teacher; and the processor's input hashes it is keyed on."""
+"""The KD teacher's embeddings: CLIP's own features (the teacher's last layer computed at the pooled token alone); and
+its cache: a step with it equals a step without it, it is keyed on the tower input (not on the entity), bounded, and
+bound to one teacher; and the processor's input hashes it is keyed on."""
 
 import pytest
 import torch
@@ -20,6 +21,32 @@ def setup():
     model = KnowledgeCLIPModel(tiny_config(tokenizer)).eval()  # no dropout: two steps compute alike
     teacher = KnowledgeCLIPModel(tiny_config(tokenizer)).to_clip().eval().requires_grad_(False)
     return model, teacher, processor
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("legacy_eos", [False, True])
+def test_teacher_embeddings_are_clips_features(setup, padding_side, legacy_eos, monkeypatch):
+    _, teacher, processor = setup
+    # A config written before transformers fixed `eos_token_id` (2) makes CLIP pool at the row's highest id.
+    if legacy_eos:
+        monkeypatch.setattr(teacher.text_model, "eos_token_id", 2)
+    triplets = [
+        (RED, "image of", "a red square on a green mat"),
+        ("square", "is a", "shape"),
+        ("a circle", "left of", BLUE),
+    ]
+    # CLIP's features of each text alone: right-padded, which its causal mask hides from the real tokens.
+    reference = processor(triplets=triplets)
+    monkeypatch.setattr(processor.tokenizer, "padding_side", padding_side)
+    embeddings = teacher_embeddings(teacher, processor(triplets=triplets))
+    texts = teacher.get_text_features(
+        input_ids=reference["entity_input_ids"], attention_mask=reference["entity_attention_mask"]
+    ).pooler_output
+    images = teacher.get_image_features(pixel_values=reference["entity_pixel_values"]).pooler_output
+    assert texts.shape[0] == 4 and images.shape[0] == 2
+    torch.testing.assert_close(embeddings["teacher_text_embeds"], texts, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(embeddings["teacher_image_embeds"], images, rtol=1e-5, atol=1e-5)
 
 
 def _loss_and_gradients(model, teacher, batch, cache):

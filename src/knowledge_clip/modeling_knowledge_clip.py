@@ -84,19 +84,23 @@ def length_buckets(lengths: torch.Tensor, max_ratio: float = LENGTH_BUCKET_RATIO
 
 
 def text_tower_in_length_buckets(
-    text_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    text_model: Callable[..., BaseModelOutputWithPooling], input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
     """
-    A CLIP text tower (`CLIPTextTransformer`) over `input_ids` in passes grouped by real length (`length_buckets`),
+    A CLIP text tower (`CLIPTextModel`) over `input_ids` in passes grouped by real length (`length_buckets`),
     each cut to its longest text, so that short texts do not pay for long ones. Real tokens are left-aligned first,
     so that they sit at positions `0 .. n - 1` whatever side the tokenizer padded (what a text alone would get).
     CLIP's causal mask means a real token never reads a later position, so cutting the padding changes no output, and
     the pooled (EOS) token is found among the same tokens as in one padded pass.
 
+    Args:
+        text_model: the tower, or any callable of `input_ids` and `attention_mask` that returns its `pooler_output`
+            and `last_hidden_state` (or `None`, for a tower that computes the pooled output alone).
+
     Returns:
         The tower's output in row order, `last_hidden_state` `(num_rows, longest, hidden)` with each row's real
-        tokens left-aligned (positions past a row's length hold padding outputs or zeros) and `pooler_output`
-        `(num_rows, hidden)`; and the real length of each row `(num_rows,)`.
+        tokens left-aligned (positions past a row's length hold padding outputs or zeros; `None` when the tower gave
+        none) and `pooler_output` `(num_rows, hidden)`; and the real length of each row `(num_rows,)`.
     """
     mask = attention_mask.bool()
     lengths = mask.sum(dim=1)
@@ -109,11 +113,13 @@ def text_tower_in_length_buckets(
     hidden, pooled = [], []
     for rows, width in buckets:
         output = text_model(input_ids=input_ids[rows, :width], attention_mask=attention_mask[rows, :width])
-        hidden.append(F.pad(output.last_hidden_state, (0, 0, 0, longest - width)))
+        if output.last_hidden_state is not None:
+            hidden.append(F.pad(output.last_hidden_state, (0, 0, 0, longest - width)))
         pooled.append(output.pooler_output)
     input_order = torch.argsort(torch.cat([rows for rows, _ in buckets]))
     output = BaseModelOutputWithPooling(
-        last_hidden_state=torch.cat(hidden)[input_order], pooler_output=torch.cat(pooled)[input_order]
+        last_hidden_state=torch.cat(hidden)[input_order] if hidden else None,
+        pooler_output=torch.cat(pooled)[input_order],
     )
     return output, lengths
 

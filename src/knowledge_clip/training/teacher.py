@@ -3,8 +3,12 @@
 the teacher has already embedded."""
 
 import collections
+import functools
 
 import torch
+import torch.nn.functional as F
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..modeling_knowledge_clip import text_tower_in_length_buckets
 
@@ -56,14 +60,96 @@ def _embed(
     text_embeds = image_embeds = empty
     if input_ids is not None and input_ids.shape[0] > 0:
         # In length buckets, as the student's text tower runs: the same pooled outputs without the padding's cost.
-        pooled = text_tower_in_length_buckets(teacher_model.text_model, input_ids, attention_mask)[0].pooler_output
+        pooled = text_tower_in_length_buckets(
+            functools.partial(_pooled_text_output, teacher_model.text_model), input_ids, attention_mask
+        )[0].pooler_output
         text_embeds = teacher_model.text_projection(pooled)
     if pixel_values is not None and pixel_values.shape[0] > 0:
-        # The teacher reads the same images as the student, so it needs the same position interpolation.
-        image_embeds = teacher_model.get_image_features(
-            pixel_values=pixel_values, interpolate_pos_encoding=interpolate_pos_encoding
-        ).pooler_output
+        pooled = _pooled_image_output(teacher_model.vision_model, pixel_values, interpolate_pos_encoding)
+        image_embeds = teacher_model.visual_projection(pooled)
     return text_embeds, image_embeds
+
+
+# KD reads one output per entity, the pooled one (a text's EOS token, an image's class token), so the teacher's last
+# layer computes its query, attention output and MLP at that token alone, every token still a key and a value: CLIP's
+# pooled output at a fraction of the last layer's cost (the student's towers cannot do this: the fusion encoder reads
+# every token). The functions below follow transformers' `CLIPTextModel.forward` / `CLIPVisionModel.forward` up to
+# the last layer.
+
+
+def _pooled_text_output(
+    text_model, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> BaseModelOutputWithPooling:
+    """`CLIPTextModel(input_ids, attention_mask).pooler_output` (the EOS token's state after the final layer norm),
+    as `pooler_output`; no `last_hidden_state`."""
+    hidden_states = text_model.embeddings(input_ids=input_ids)
+    mask = create_causal_mask(
+        config=text_model.config, inputs_embeds=hidden_states, attention_mask=attention_mask, cache=None
+    )
+    *inner_layers, last_layer = text_model.encoder.layers
+    for layer in inner_layers:
+        hidden_states = layer(hidden_states, mask, is_causal=True)
+    ids = input_ids.int()
+    if text_model.eos_token_id == 2:
+        # CLIPTextModel's legacy rule for configs written before transformers fixed `eos_token_id`: the EOS token is
+        # the highest id of the row.
+        eos_positions = ids.argmax(dim=-1)
+    else:
+        eos_positions = (ids == text_model.eos_token_id).int().argmax(dim=-1)
+    # The causal mask's row at the EOS token: the real tokens up to it.
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    readable = (positions <= eos_positions.unsqueeze(1)) & attention_mask.bool()
+    pooled = _layer_output_at(last_layer, hidden_states, eos_positions, readable)
+    return BaseModelOutputWithPooling(last_hidden_state=None, pooler_output=text_model.final_layer_norm(pooled))
+
+
+def _pooled_image_output(vision_model, pixel_values: torch.Tensor, interpolate_pos_encoding: bool) -> torch.Tensor:
+    """`CLIPVisionModel(pixel_values).pooler_output`: the class token's state after the post layer norm."""
+    hidden_states = vision_model.pre_layrnorm(
+        vision_model.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
+    )
+    *inner_layers, last_layer = vision_model.encoder.layers
+    for layer in inner_layers:
+        hidden_states = layer(hidden_states, None)
+    class_positions = torch.zeros(hidden_states.shape[0], dtype=torch.long, device=hidden_states.device)
+    return vision_model.post_layernorm(_layer_output_at(last_layer, hidden_states, class_positions, None))
+
+
+def _layer_output_at(
+    layer, hidden_states: torch.Tensor, positions: torch.Tensor, readable: torch.Tensor | None
+) -> torch.Tensor:
+    """
+    A `CLIPEncoderLayer`'s output at one position per row.
+
+    Args:
+        layer (`CLIPEncoderLayer`): pre-norm attention and MLP.
+        hidden_states (`torch.Tensor` of shape `(rows, seq_len, hidden)`): the layer's input.
+        positions (`torch.LongTensor` of shape `(rows,)`): the position whose output is wanted.
+        readable (`torch.BoolTensor` of shape `(rows, seq_len)`, *optional*): the keys that position attends to;
+            all when `None`.
+
+    Returns:
+        `torch.Tensor` of shape `(rows, hidden)`.
+    """
+    attention = layer.self_attn
+    rows, hidden_size = hidden_states.shape[0], hidden_states.shape[-1]
+
+    def split_heads(states: torch.Tensor) -> torch.Tensor:
+        return states.view(rows, -1, attention.num_heads, attention.head_dim).transpose(1, 2)
+
+    at_position = positions.view(rows, 1, 1).expand(-1, 1, hidden_size)
+    normed = layer.layer_norm1(hidden_states)
+    attended = F.scaled_dot_product_attention(
+        split_heads(attention.q_proj(normed.gather(1, at_position))),
+        split_heads(attention.k_proj(normed)),
+        split_heads(attention.v_proj(normed)),
+        attn_mask=None if readable is None else readable[:, None, None, :],
+        scale=attention.scale,
+    )
+    hidden_states = hidden_states.gather(1, at_position) + attention.out_proj(
+        attended.transpose(1, 2).reshape(rows, 1, -1)
+    )
+    return (hidden_states + layer.mlp(layer.layer_norm2(hidden_states)))[:, 0]
 
 
 class TeacherEmbeddingCache:
