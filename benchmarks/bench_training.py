@@ -8,8 +8,8 @@ batching. It computes the same objectives with the same parameters, so its loss 
 `check_equal` measures the largest difference of every loss and gradient before anything is timed.
 
 The step's time split comes from one profiled step (`time_split`): named ranges are opened around the towers, the
-teacher, the fusion encoder, the graph and relation heads and the loss functions through forward hooks, and every
-backward node is charged to the range of the forward op that created it (the autograd sequence number links them).
+fusion encoder and the graph and relation heads through forward hooks, around the loss functions and the teacher's
+embeddings through wrappers, and every backward node is charged to the range of the forward op that created it (the autograd sequence number links them).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import collections
 import contextlib
 from collections.abc import Iterator
 
+import common
 import torch
 from common import (
     LOSS_NAMES,
@@ -84,30 +85,34 @@ SPLIT_CATEGORIES = ("towers", "teacher", "fusion", "graph", "losses", "other", O
 
 
 @contextlib.contextmanager
-def named_ranges(model: KnowledgeCLIPModel, teacher: CLIPModel) -> Iterator[None]:
+def named_ranges(model: KnowledgeCLIPModel) -> Iterator[None]:
     """
     Opens profiler ranges around the model's parts while profiling, without touching the model's code: forward
-    hooks on the towers, the teacher, the fusion encoder (and its sequence builder) and the two heads, and wrappers
-    around the loss functions the model calls.
+    hooks on the towers, the fusion encoder (and its sequence builder) and the two heads, and wrappers around the
+    loss functions the model calls and around `teacher_embeddings` (the teacher runs its towers' parts, not the
+    towers' forward: its last layer computes the pooled token alone).
     """
     groups = {
         "towers": [getattr(model, name) for name in TOWER_MODULES],
-        "teacher": [getattr(teacher, name) for name in TOWER_MODULES[:4]],
         "fusion": [model.fusion_encoder, model.fusion_encoder.embeddings],
         "graph": [model.graph_head, model.relation_head],
     }
-    loss_forward = KnowledgeCLIPLoss.forward
+    loss_forward, teacher_forward = KnowledgeCLIPLoss.forward, common.teacher_embeddings
 
     def timed_loss_forward(*args, **kwargs):
         with record_function("losses"):
             return loss_forward(*args, **kwargs)
 
+    def timed_teacher_forward(*args, **kwargs):
+        with record_function("teacher"):
+            return teacher_forward(*args, **kwargs)
+
     with module_ranges(groups):
         try:
-            KnowledgeCLIPLoss.forward = timed_loss_forward
+            KnowledgeCLIPLoss.forward, common.teacher_embeddings = timed_loss_forward, timed_teacher_forward
             yield
         finally:
-            KnowledgeCLIPLoss.forward = loss_forward
+            KnowledgeCLIPLoss.forward, common.teacher_embeddings = loss_forward, teacher_forward
 
 
 def _outermost_backward(event) -> bool:
@@ -122,7 +127,7 @@ def _outermost_backward(event) -> bool:
 
 def time_split(model, teacher, batch, optimizer) -> dict[str, float]:
     """Shares of one profiled training step by part, forward and backward together (profiler time, see above)."""
-    with named_ranges(model, teacher), profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with named_ranges(model), profile(activities=[ProfilerActivity.CPU]) as profiler:
         with record_function("step"):
             training_step(knowledge_losses, model, teacher, batch, optimizer)
     events = profiler.events()
