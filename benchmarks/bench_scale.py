@@ -102,8 +102,8 @@ class AllocationTrace:
 def recorded_allocations(model) -> Iterator[list[AllocationTrace]]:
     """
     Records the allocations of the enclosed step, with two named ranges: the optimizer's, and every build of the
-    fusion encoder's inputs (its `embeddings` module: the gathers, role lookups and sums of Eq. 3, one call per
-    length bucket). The trace is appended to the yielded list on exit.
+    fusion encoder's inputs (its `embeddings` module: the position indices, gathers and sums of Eq. 3, one call per
+    step over the distinct input rows). The trace is appended to the yielded list on exit.
     """
     traces = []
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:

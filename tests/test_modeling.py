@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tiny import solid_image, tiny_config
 from transformers import (
     AutoConfig,
@@ -395,11 +396,10 @@ def test_length_buckets_partition_rows_by_length():
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_last_fusion_layer_at_the_read_positions_equals_the_full_layer(
-    tokenizer, batch, attn_implementation, checkpointing
-):
-    """Without token states, `fuse` runs the last fusion layer at index 0 and the relation slot alone: Y, R and every
-    gradient must be those of the full last layer, drop-path included."""
+def test_fuse_without_token_states_equals_the_full_layers(tokenizer, batch, attn_implementation, checkpointing):
+    """Without token states, `fuse` runs the first fusion layer's layer norm and projections once per distinct input
+    row and the last layer at index 0 and the relation slot alone: Y, R and every gradient must be those of the full
+    layers over the padded sequences, drop-path included."""
     torch.manual_seed(0)
     model = KnowledgeCLIPModel._from_config(tiny_config(tokenizer), attn_implementation=attn_implementation).train()
     if checkpointing:
@@ -447,3 +447,45 @@ def test_output_positions_refuse_layer_outputs(model):
     torch.testing.assert_close(output, full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1])))
     with pytest.raises(ValueError, match="output_positions"):
         fusion(inputs_embeds=inputs_embeds, output_positions=positions, output_hidden_states=True)
+
+
+def test_fusion_inputs_as_distinct_rows(model, batch):
+    """The embeddings give each distinct input row once; the fusion encoder reads them, projected once, as it reads
+    the padded sequences they make."""
+    fusion = model.fusion_encoder
+    entities = model.encode_entity_features(
+        *[batch[name] for name in ("entity_input_ids", "entity_attention_mask", "entity_pixel_values")],
+        batch["relation_input_ids"],
+        batch["relation_attention_mask"],
+    )
+    triplets = batch["triplets"]
+    # Each head once with its relation and once alone with the same relation: its tokens recur in the head role.
+    heads, relations = triplets[:, 0].repeat(2), triplets[:, 1].repeat(2)
+    tails = torch.cat([triplets[:, 2], torch.full_like(triplets[:, 2], MASKED)])
+    rows, input_rows, attention_mask, relation_positions = fusion.embeddings(entities, heads, relations, tails)
+    # Every row is read, and there are fewer rows than real positions. (Rows are distinct pairs of a token and a role
+    # encoding; two can still be equal in value: texts that begin alike have equal first tokens under the causal mask.)
+    assert input_rows.shape == attention_mask.shape
+    assert torch.equal(input_rows.unique(), torch.arange(rows.shape[0]))
+    assert rows.shape[0] < attention_mask.sum()
+    inputs_embeds = F.embedding(input_rows, rows)
+    projected_rows = fusion.project_rows(rows)
+    positions = torch.stack([torch.zeros_like(relation_positions), relation_positions], 1)
+    for output_positions in (None, positions):
+        expected = fusion(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, output_positions=output_positions
+        )
+        output = fusion(
+            projected_rows=projected_rows,
+            input_rows=input_rows,
+            attention_mask=attention_mask,
+            output_positions=output_positions,
+        )
+        real = attention_mask.bool() if output_positions is None else slice(None)
+        torch.testing.assert_close(output.last_hidden_state[real], expected.last_hidden_state[real])
+    with pytest.raises(ValueError, match="projected_rows cannot"):
+        fusion(projected_rows=projected_rows, input_rows=input_rows, output_hidden_states=True)
+    with pytest.raises(ValueError, match="Give inputs_embeds"):
+        fusion(inputs_embeds=inputs_embeds, projected_rows=projected_rows, input_rows=input_rows)
+    with pytest.raises(ValueError, match="Give inputs_embeds"):
+        fusion(projected_rows=projected_rows)

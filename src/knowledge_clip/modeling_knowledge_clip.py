@@ -319,27 +319,35 @@ class KnowledgeFusionAttention(nn.Module):
         self.v_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.out_proj = nn.Linear(self.embed_dim, self.embed_dim)
 
+    def project(
+        self, query_inputs: torch.Tensor, key_value_inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query, key and value projections, `(..., hidden)` each, of the normalised inputs."""
+        return self.q_proj(query_inputs), self.k_proj(key_value_inputs), self.v_proj(key_value_inputs)
+
     def forward(
         self,
-        hidden_states: torch.Tensor,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        query_states: torch.Tensor | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Args:
-            hidden_states (`torch.Tensor` of shape `(batch, seq_len, hidden)`): the keys' and values' inputs, and the
-                queries' when `query_states` is `None`.
+            queries (`torch.Tensor` of shape `(batch, num_queries, hidden)`): projected (`project`), of the positions
+                whose outputs are wanted.
+            keys, values (`torch.Tensor` of shape `(batch, seq_len, hidden)`): projected, of every position.
             attention_mask (`torch.Tensor`, *optional*): the prepared mask, `(batch, 1, num_queries, seq_len)`.
-            query_states (`torch.Tensor` of shape `(batch, num_queries, hidden)`, *optional*): the inputs of the only
-                positions whose outputs are wanted; the output is then `(batch, num_queries, hidden)`.
+
+        Returns:
+            The attention output `(batch, num_queries, hidden)` and, where the attention function returns them, its
+            weights.
         """
-        if query_states is None:
-            query_states = hidden_states
-        queries = self.q_proj(query_states).view(*query_states.shape[:-1], -1, self.head_dim).transpose(1, 2)
-        key_value_shape = (*hidden_states.shape[:-1], -1, self.head_dim)
-        keys = self.k_proj(hidden_states).view(key_value_shape).transpose(1, 2)
-        values = self.v_proj(hidden_states).view(key_value_shape).transpose(1, 2)
+        output_shape = queries.shape
+        queries, keys, values = (
+            states.view(*states.shape[:-1], -1, self.head_dim).transpose(1, 2) for states in (queries, keys, values)
+        )
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
@@ -353,8 +361,28 @@ class KnowledgeFusionAttention(nn.Module):
             dropout=0.0 if not self.training else self.dropout,
             **kwargs,
         )
-        attn_output = self.out_proj(attn_output.reshape(*query_states.shape[:-1], -1).contiguous())
+        attn_output = self.out_proj(attn_output.reshape(output_shape).contiguous())
         return attn_output, attn_weights
+
+
+@dataclass
+class FusionRows:
+    """
+    The distinct input rows of a set of fusion sequences (Eq. 3; `KnowledgeFusionEmbeddings`) with the first fusion
+    layer's query, key and value projections of each ([`KnowledgeFusionModel.project_rows`]): an entity's tokens with
+    their role encodings are the same rows in every sequence that holds the entity in that role, so the first layer's
+    layer norm and projections run once per row, not once per position.
+
+    Args:
+        inputs (`torch.Tensor` of shape `(num_rows, hidden)`): the rows.
+        queries, keys, values (`torch.Tensor` of shape `(num_rows, hidden)`): the first layer's projections of
+            `layer_norm1(inputs)`.
+    """
+
+    inputs: torch.Tensor
+    queries: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
 
 
 class KnowledgeFusionMLP(nn.Module):
@@ -379,29 +407,48 @@ class KnowledgeFusionLayer(GradientCheckpointingLayer):
         self.mlp = KnowledgeFusionMLP(config)
         self.drop_path = DropPath(drop_path_rate)
 
+    def project_rows(self, rows: torch.Tensor) -> FusionRows:
+        """This layer's layer norm and query, key and value projections of distinct input rows `(num_rows, hidden)`."""
+        normed = self.layer_norm1(rows)
+        return FusionRows(rows, *self.self_attn.project(normed, normed))
+
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None,
         output_positions: torch.Tensor | None = None,
+        projected_rows: FusionRows | None = None,
         **kwargs,
     ) -> torch.Tensor:
         """
         Args:
-            hidden_states (`torch.Tensor` of shape `(batch, seq_len, hidden)`): the layer's input.
+            hidden_states (`torch.Tensor` of shape `(batch, seq_len, hidden)`): the layer's input; with
+                `projected_rows`, a `torch.LongTensor` of shape `(batch, seq_len)`: the row of `projected_rows` each
+                position reads.
             attention_mask (`torch.Tensor`, *optional*): the prepared mask, `(batch, 1, num_outputs, seq_len)`.
             output_positions (`torch.LongTensor` of shape `(batch, num_positions)`, *optional*): compute the output at
                 these positions only (every position still serves as a key and a value); the output is then
                 `(batch, num_positions, hidden)`, equal to the full output at those positions.
+            projected_rows ([`FusionRows`], *optional*): the input's distinct rows, already normalised and projected
+                by this layer (`project_rows`).
         """
-        normed = self.layer_norm1(hidden_states)
-        query_states = None
-        if output_positions is not None:
-            gather_index = output_positions.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
-            query_states = normed.gather(1, gather_index)
-            hidden_states = hidden_states.gather(1, gather_index)
-        attn_output, _ = self.self_attn(normed, attention_mask=attention_mask, query_states=query_states, **kwargs)
-        hidden_states = hidden_states + self.drop_path(attn_output)
+        if projected_rows is None:
+            normed = self.layer_norm1(hidden_states)
+            query_inputs, residual = normed, hidden_states
+            if output_positions is not None:
+                gather_index = output_positions.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1])
+                query_inputs, residual = normed.gather(1, gather_index), hidden_states.gather(1, gather_index)
+            queries, keys, values = self.self_attn.project(query_inputs, normed)
+        else:
+            rows = hidden_states
+            query_rows = rows if output_positions is None else rows.gather(1, output_positions)
+            queries, residual = (
+                F.embedding(query_rows, projected_rows.queries),
+                F.embedding(query_rows, projected_rows.inputs),
+            )
+            keys, values = F.embedding(rows, projected_rows.keys), F.embedding(rows, projected_rows.values)
+        attn_output, _ = self.self_attn(queries, keys, values, attention_mask=attention_mask, **kwargs)
+        hidden_states = residual + self.drop_path(attn_output)
         hidden_states = hidden_states + self.drop_path(self.mlp(self.layer_norm2(hidden_states)))
         return hidden_states
 
@@ -414,7 +461,12 @@ class KnowledgeFusionEmbeddings(nn.Module):
     `<head>` is a learned token, `PE_h` and `PE_t` learned role encodings per token position, `PE_r` one learned
     vector. A masked element (index `MASKED`) is one zero token (our reading: the paper says "zero feature"), which
     still receives its role encoding, so the relation always sits at index `1 + len(x_h)` with `len = 1` for a masked
-    head. Rows are right-padded to the longest.
+    head. Sequences are right-padded to the longest.
+
+    The sequences are returned as their distinct rows and the row each position reads (`F.embedding(input_rows,
+    rows)` is the padded sequences): an entity's tokens with their role encodings recur in every sequence that holds
+    the entity in that role, so the rows are built, and the first fusion layer's layer norm and projections run
+    ([`FusionRows`]), once per distinct row.
     """
 
     def __init__(self, config: KnowledgeFusionConfig):
@@ -446,22 +498,19 @@ class KnowledgeFusionEmbeddings(nn.Module):
         relations: torch.Tensor,
         tails: torch.Tensor,
         sequence_length: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """
-        Rows are padded to the longest of the rows given: [`KnowledgeCLIPModel.fuse`] calls this once per length
-        bucket, so the temporaries here (gathers, role lookups, sums of size rows x width x hidden) follow the
-        bucket's width, not the batch's longest sequence.
-
         Args:
             entities (`EntityFeatures`): token features of the batch's entities and relations.
             heads, relations, tails (`torch.Tensor` of shape `(num_sequences,)`): entity slot / relation row of each
                 sequence's parts, `MASKED` for a masked part.
             sequence_length (`int`, *optional*): the padded width, at least the longest row's length; read from the
-                rows (a host sync) when `None`. `fuse` passes the widths of all its buckets, read in one sync.
+                rows (a host sync) when `None`. [`KnowledgeCLIPModel.fuse`] passes the one its length buckets read.
 
         Returns:
-            `inputs_embeds` `(num_sequences, seq_len, hidden)`, `attention_mask` `(num_sequences, seq_len)` and the
-            index of the relation slot of each sequence `(num_sequences,)`.
+            `rows` `(num_rows, hidden)`, the distinct input rows; `input_rows` `(num_sequences, seq_len)`, the row each
+            position reads; `attention_mask` `(num_sequences, seq_len)`; and the index of the relation slot of each
+            sequence `(num_sequences,)`. Padding positions read a zero row.
         """
         max_tokens = entities.tokens.shape[1]
         if max_tokens > self.config.max_entity_tokens:
@@ -482,17 +531,15 @@ class KnowledgeFusionEmbeddings(nn.Module):
         tail_token_index = (positions - relation_at - 1).clamp(0, max_tokens - 1)
 
         # Every position is at most one entity token plus one row of a small table of everything else: <head>, PE_h,
-        # PE_t, a zero row for padding, and the relation slot's PE_r alone (a masked relation) or x̄_r + PE_r. So the
-        # sequences are two gathers and a sum whatever their parts. The tokens are read from a view of their tensor:
-        # a copy of it with the other rows appended would cost its whole size again per bucket.
+        # PE_t, a zero row for padding, and the relation slot's PE_r alone (a masked relation) or x̄_r + PE_r. So a
+        # position is a pair (token or none, table row), and the distinct pairs are the distinct rows.
         num_roles, hidden_size = self.head_role_embedding.num_embeddings, entities.tokens.shape[-1]
         head_rows = heads.clamp(min=0).unsqueeze(1) * max_tokens + head_token_index
         tail_rows = tails.clamp(min=0).unsqueeze(1) * max_tokens + tail_token_index
-        token_rows = torch.where(in_head, head_rows, torch.where(in_tail, tail_rows, 0))
         # A masked head or tail is one zero token (the masks admit index 0 of the part only).
-        reads_token = (in_head & (heads != MASKED).unsqueeze(1)) | (in_tail & (tails != MASKED).unsqueeze(1))
-        token_features = F.embedding(token_rows, entities.tokens.reshape(-1, hidden_size))
-        token_features = token_features * reads_token.unsqueeze(-1)
+        reads_head = in_head & (heads != MASKED).unsqueeze(1)
+        reads_tail = in_tail & (tails != MASKED).unsqueeze(1)
+        token_rows = torch.where(reads_head, head_rows, torch.where(reads_tail, tail_rows, -1))
 
         relation_role = self.relation_role_embedding.view(1, -1)
         role_table = torch.cat(
@@ -511,9 +558,14 @@ class KnowledgeFusionEmbeddings(nn.Module):
         role_rows = torch.where(at_relation, relation_rows.unsqueeze(1), role_rows)
         role_rows = torch.where(positions == 0, 0, role_rows)
 
-        inputs_embeds = token_features + F.embedding(role_rows, role_table)
+        num_table_rows = role_table.shape[0]
+        pairs, input_rows = torch.unique((token_rows + 1) * num_table_rows + role_rows, return_inverse=True)
+        pair_tokens, pair_roles = pairs // num_table_rows - 1, pairs % num_table_rows
+        # The tokens are read from a view of their tensor: a copy of it with the table appended would cost its size.
+        token_features = F.embedding(pair_tokens.clamp(min=0), entities.tokens.reshape(-1, hidden_size))
+        rows = token_features * (pair_tokens >= 0).unsqueeze(-1) + F.embedding(pair_roles, role_table)
         attention_mask = positions < sequence_lengths.unsqueeze(1)
-        return inputs_embeds, attention_mask.long(), relation_positions
+        return rows, input_rows, attention_mask.long(), relation_positions
 
 
 class KnowledgeFusionPreTrainedModel(PreTrainedModel):
@@ -549,19 +601,31 @@ class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
 
+    def project_rows(self, rows: torch.Tensor) -> FusionRows:
+        """
+        The first layer's layer norm and query, key and value projections of the distinct input rows of a set of
+        sequences (`embeddings`), computed once for all the calls of `forward` that read them.
+
+        Args:
+            rows (`torch.Tensor` of shape `(num_rows, hidden_size)`).
+        """
+        return self.layers[0].project_rows(rows)
+
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
     def forward(
         self,
-        inputs_embeds: torch.Tensor,
+        inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         output_positions: torch.Tensor | None = None,
+        projected_rows: FusionRows | None = None,
+        input_rows: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         """
         Args:
-            inputs_embeds (`torch.Tensor` of shape `(num_sequences, seq_len, hidden_size)`): sequences built by
-                `embeddings` (or by hand).
+            inputs_embeds (`torch.Tensor` of shape `(num_sequences, seq_len, hidden_size)`, *optional*): sequences
+                built by hand, or gathered from `embeddings`' rows; or give `projected_rows` and `input_rows`.
             attention_mask (`torch.Tensor` of shape `(num_sequences, seq_len)`, *optional*): 1 for real tokens.
             output_positions (`torch.LongTensor` of shape `(num_sequences, num_positions)`, *optional*): the only
                 positions whose outputs are wanted (the objectives read two: index 0 and the relation slot). The last
@@ -569,27 +633,43 @@ class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
                 still a key and a value: the same outputs there at a fraction of the last layer's cost.
                 `last_hidden_state` is `(num_sequences, num_positions, hidden_size)`. Not with `output_hidden_states`
                 or `output_attentions`, whose last entries would cover these positions only.
+            projected_rows ([`FusionRows`], *optional*): the sequences' distinct rows with the first layer's
+                projections (`project_rows`), with `input_rows`; the outputs are those of `inputs_embeds =
+                F.embedding(input_rows, projected_rows.inputs)`. Not with `output_hidden_states` (whose first entry
+                is the input sequences).
+            input_rows (`torch.LongTensor` of shape `(num_sequences, seq_len)`, *optional*): the row of
+                `projected_rows` each position reads.
         """
-        if output_positions is not None and self.records_layer_outputs(**kwargs):
+        if (inputs_embeds is None) == (projected_rows is None or input_rows is None):
+            raise ValueError("Give inputs_embeds, or projected_rows and input_rows.")
+        records = self.records_layer_outputs(**kwargs)
+        if output_positions is not None and records:
             raise ValueError("output_positions cannot be combined with output_hidden_states or output_attentions.")
-        mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask
-        )
-        hidden_states = inputs_embeds
-        *inner_layers, last_layer = self.layers
-        for layer in inner_layers:
-            hidden_states = layer(hidden_states, mask, **kwargs)
-        if output_positions is None:
-            hidden_states = last_layer(hidden_states, mask, **kwargs)
-        else:
+        if projected_rows is not None and records:
+            raise ValueError("projected_rows cannot be combined with output_hidden_states or output_attentions.")
+        # The masks read the sequences' shape, dtype and device only.
+        shape_of = inputs_embeds
+        if shape_of is None:
+            shape_of = projected_rows.inputs.new_empty(*input_rows.shape, 0)
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=shape_of, attention_mask=attention_mask)
+        if output_positions is not None:
             # The queries' mask: (num_sequences, 1, num_positions, seq_len), keys' padding as in `mask`.
             queries_mask = create_bidirectional_mask(
                 config=self.config,
-                inputs_embeds=inputs_embeds[:, :1].expand(-1, output_positions.shape[1], -1),
+                inputs_embeds=shape_of[:, :1].expand(-1, output_positions.shape[1], -1),
                 attention_mask=attention_mask,
-                encoder_hidden_states=inputs_embeds,
+                encoder_hidden_states=shape_of,
             )
-            hidden_states = last_layer(hidden_states, queries_mask, output_positions=output_positions, **kwargs)
+        hidden_states = inputs_embeds if projected_rows is None else input_rows
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            layer_kwargs = dict(kwargs)
+            if index == 0 and projected_rows is not None:
+                layer_kwargs["projected_rows"] = projected_rows
+            if index == last and output_positions is not None:
+                hidden_states = layer(hidden_states, queries_mask, output_positions=output_positions, **layer_kwargs)
+            else:
+                hidden_states = layer(hidden_states, mask, **layer_kwargs)
         return BaseModelOutput(last_hidden_state=self.final_layer_norm(hidden_states))
 
     def records_layer_outputs(self, **kwargs) -> bool:
@@ -779,36 +859,45 @@ class KnowledgeCLIPModel(CLIPModel):
                 sequence's parts, `MASKED` for a masked part (see [`masked_sequences`]).
             return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output
                 (`last_hidden_state`, `attention_mask`); implied by `output_hidden_states`/`output_attentions`.
-                Without them the last fusion layer runs at the two read positions only (`output_positions` of
+                Without them the first fusion layer normalises and projects each distinct input row once
+                ([`FusionRows`]) and the last runs at the two read positions only (`output_positions` of
                 [`KnowledgeFusionModel.forward`]), which gives the same `Y` and `R` for less work.
         """
-        embeddings = self.fusion_encoder.embeddings
-        relation_positions, lengths = embeddings.sequence_layout(entities, heads, tails)
+        relation_positions, lengths = self.fusion_encoder.embeddings.sequence_layout(entities, heads, tails)
         buckets = length_buckets(lengths)
+        max_width = max(width for _, width in buckets)
+        rows, input_rows, attention_mask, _ = self.fusion_encoder.embeddings(
+            entities, heads, relations, tails, sequence_length=max_width
+        )
         return_token_states = return_token_states or self.fusion_encoder.records_layer_outputs(**kwargs)
+        if not return_token_states:
+            projected_rows = self.fusion_encoder.project_rows(rows)
         pooled, relation_embeds, passes = [], [], []
-        for rows, width in buckets:
-            inputs_embeds, attention_mask, bucket_relation_positions = embeddings(
-                entities, heads[rows], relations[rows], tails[rows], sequence_length=width
-            )
-            # Y and R are all the objectives read: without token states, the last layer computes those two alone.
-            read_positions = torch.stack([torch.zeros_like(bucket_relation_positions), bucket_relation_positions], 1)
-            output = self.fusion_encoder(
-                inputs_embeds=inputs_embeds,
-                attention_mask=attention_mask,
-                output_positions=None if return_token_states else read_positions,
-                **kwargs,
-            )
+        for bucket, width in buckets:
+            bucket_rows, bucket_mask = input_rows[bucket, :width], attention_mask[bucket, :width]
+            read_positions = torch.stack([torch.zeros_like(bucket), relation_positions[bucket]], 1)
+            if return_token_states:
+                output = self.fusion_encoder(
+                    inputs_embeds=F.embedding(bucket_rows, rows), attention_mask=bucket_mask, **kwargs
+                )
+            else:
+                # Y and R are all the objectives read: the last layer computes those two alone.
+                output = self.fusion_encoder(
+                    projected_rows=projected_rows,
+                    input_rows=bucket_rows,
+                    attention_mask=bucket_mask,
+                    output_positions=read_positions,
+                    **kwargs,
+                )
             read = output.last_hidden_state
             if return_token_states:
                 read = read.gather(1, read_positions.unsqueeze(-1).expand(-1, -1, read.shape[-1]))
             pooled.append(read[:, 0])
             relation_embeds.append(read[:, 1])
             passes.append(output)
-        # The buckets partition the rows: concatenating them and indexing with the inverse permutation restores the
-        # input order (with gradient).
-        input_order = torch.argsort(torch.cat([rows for rows, _ in buckets]))
-        max_width = max(width for _, width in buckets)
+        # The buckets partition the sequences: concatenating them and indexing with the inverse permutation restores
+        # the input order (with gradient).
+        input_order = torch.argsort(torch.cat([bucket for bucket, _ in buckets]))
 
         def in_input_order(pieces: list[torch.Tensor], sequence_dims: tuple[int, ...] = ()) -> torch.Tensor:
             padded = []
