@@ -408,9 +408,18 @@ class KnowledgeFusionLayer(GradientCheckpointingLayer):
         self.drop_path = DropPath(drop_path_rate)
 
     def project_rows(self, rows: torch.Tensor) -> FusionRows:
-        """This layer's layer norm and query, key and value projections of distinct input rows `(num_rows, hidden)`."""
+        """
+        This layer's layer norm and query, key and value projections of distinct input rows `(num_rows, hidden)`.
+        Under activation checkpointing they are recomputed in the backward pass, as the layer's own activations are
+        (with the checkpointing function `gradient_checkpointing_enable` gave the layer), so that only `rows` is kept.
+        """
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return FusionRows(rows, *self._gradient_checkpointing_func(self._projections, rows))
+        return FusionRows(rows, *self._projections(rows))
+
+    def _projections(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         normed = self.layer_norm1(rows)
-        return FusionRows(rows, *self.self_attn.project(normed, normed))
+        return self.self_attn.project(normed, normed)
 
     def forward(
         self,
