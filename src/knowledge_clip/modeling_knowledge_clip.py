@@ -408,18 +408,9 @@ class KnowledgeFusionLayer(GradientCheckpointingLayer):
         self.drop_path = DropPath(drop_path_rate)
 
     def project_rows(self, rows: torch.Tensor) -> FusionRows:
-        """
-        This layer's layer norm and query, key and value projections of distinct input rows `(num_rows, hidden)`.
-        Under activation checkpointing they are recomputed in the backward pass, as the layer's own activations are
-        (with the checkpointing function `gradient_checkpointing_enable` gave the layer), so that only `rows` is kept.
-        """
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return FusionRows(rows, *self._gradient_checkpointing_func(self._projections, rows))
-        return FusionRows(rows, *self._projections(rows))
-
-    def _projections(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This layer's layer norm and query, key and value projections of distinct input rows `(num_rows, hidden)`."""
         normed = self.layer_norm1(rows)
-        return self.self_attn.project(normed, normed)
+        return FusionRows(rows, *self.self_attn.project(normed, normed))
 
     def forward(
         self,
@@ -869,8 +860,9 @@ class KnowledgeCLIPModel(CLIPModel):
             return_token_states (`bool`, *optional*, defaults to `False`): also return every token's output
                 (`last_hidden_state`, `attention_mask`); implied by `output_hidden_states`/`output_attentions`.
                 Without them the first fusion layer normalises and projects each distinct input row once
-                ([`FusionRows`]) and the last runs at the two read positions only (`output_positions` of
-                [`KnowledgeFusionModel.forward`]), which gives the same `Y` and `R` for less work.
+                ([`FusionRows`]; not under activation checkpointing, where keeping the projections for the backward
+                pass would cost more memory than the padded inputs) and the last runs at the two read positions only (`output_positions` of [`KnowledgeFusionModel.forward`]), which gives the same `Y` and
+                `R` for less work.
         """
         relation_positions, lengths = self.fusion_encoder.embeddings.sequence_layout(entities, heads, tails)
         buckets = length_buckets(lengths)
@@ -879,25 +871,27 @@ class KnowledgeCLIPModel(CLIPModel):
             entities, heads, relations, tails, sequence_length=max_width
         )
         return_token_states = return_token_states or self.fusion_encoder.records_layer_outputs(**kwargs)
-        if not return_token_states:
+        first_layer = self.fusion_encoder.layers[0]
+        # A checkpointed first layer replays its forward in the backward pass, so the projections of the distinct rows
+        # would have to be kept until then: three tensors of the rows' size, more than the padded inputs it keeps
+        # instead (the rows are about half the padded positions).
+        checkpointed = first_layer.gradient_checkpointing and first_layer.training and torch.is_grad_enabled()
+        projected_rows = None
+        if not (return_token_states or checkpointed):
             projected_rows = self.fusion_encoder.project_rows(rows)
         pooled, relation_embeds, passes = [], [], []
         for bucket, width in buckets:
             bucket_rows, bucket_mask = input_rows[bucket, :width], attention_mask[bucket, :width]
+            # Y and R are all the objectives read: without token states, the last layer computes those two alone.
             read_positions = torch.stack([torch.zeros_like(bucket), relation_positions[bucket]], 1)
-            if return_token_states:
-                output = self.fusion_encoder(
-                    inputs_embeds=F.embedding(bucket_rows, rows), attention_mask=bucket_mask, **kwargs
-                )
+            output_positions = None if return_token_states else read_positions
+            if projected_rows is None:
+                inputs = {"inputs_embeds": F.embedding(bucket_rows, rows)}
             else:
-                # Y and R are all the objectives read: the last layer computes those two alone.
-                output = self.fusion_encoder(
-                    projected_rows=projected_rows,
-                    input_rows=bucket_rows,
-                    attention_mask=bucket_mask,
-                    output_positions=read_positions,
-                    **kwargs,
-                )
+                inputs = {"projected_rows": projected_rows, "input_rows": bucket_rows}
+            output = self.fusion_encoder(
+                **inputs, attention_mask=bucket_mask, output_positions=output_positions, **kwargs
+            )
             read = output.last_hidden_state
             if return_token_states:
                 read = read.gather(1, read_positions.unsqueeze(-1).expand(-1, -1, read.shape[-1]))
