@@ -562,8 +562,10 @@ class KnowledgeFusionEmbeddings(nn.Module):
         pairs, input_rows = torch.unique((token_rows + 1) * num_table_rows + role_rows, return_inverse=True)
         pair_tokens, pair_roles = pairs // num_table_rows - 1, pairs % num_table_rows
         # The tokens are read from a view of their tensor: a copy of it with the table appended would cost its size.
-        token_features = F.embedding(pair_tokens.clamp(min=0), entities.tokens.reshape(-1, hidden_size))
-        rows = token_features * (pair_tokens >= 0).unsqueeze(-1) + F.embedding(pair_roles, role_table)
+        # The sum is taken in place, so that at most two tensors of the rows' size are live.
+        rows = F.embedding(pair_tokens.clamp(min=0), entities.tokens.reshape(-1, hidden_size))
+        rows = rows * (pair_tokens >= 0).unsqueeze(-1)
+        rows += F.embedding(pair_roles, role_table)
         attention_mask = positions < sequence_lengths.unsqueeze(1)
         return rows, input_rows, attention_mask.long(), relation_positions
 
