@@ -8,8 +8,9 @@ batching. It computes the same objectives with the same parameters, so its loss 
 `check_equal` measures the largest difference of every loss and gradient before anything is timed.
 
 The step's time split comes from one profiled step (`time_split`): named ranges are opened around the towers, the
-fusion encoder and the graph and relation heads through forward hooks, around the loss functions and the teacher's
-embeddings through wrappers, and every backward node is charged to the range of the forward op that created it (the autograd sequence number links them).
+fusion encoder and the graph and relation heads through forward hooks, around the loss functions, the fusion
+encoder's `project_rows` and the teacher's embeddings through wrappers, and every backward node is charged to the
+range of the forward op that created it (the autograd sequence number links them).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def named_ranges(model: KnowledgeCLIPModel) -> Iterator[None]:
     """
     Opens profiler ranges around the model's parts while profiling, without touching the model's code: forward
     hooks on the towers, the fusion encoder (and its sequence builder) and the two heads, and wrappers around the
-    loss functions the model calls and around `teacher_embeddings` (the teacher runs its towers' parts, not the
-    towers' forward: its last layer computes the pooled token alone).
+    loss functions the model calls, around the fusion encoder's `project_rows` (the first layer's projections of the
+    distinct input rows, outside its forward) and around `teacher_embeddings` (the teacher runs its towers' parts,
+    not the towers' forward: its last layer computes the pooled token alone).
     """
     groups = {
         "towers": [getattr(model, name) for name in TOWER_MODULES],
@@ -107,12 +109,21 @@ def named_ranges(model: KnowledgeCLIPModel) -> Iterator[None]:
         with record_function("teacher"):
             return teacher_forward(*args, **kwargs)
 
+    # The first fusion layer's projections of the distinct input rows run outside the fusion encoder's forward.
+    project_rows = model.fusion_encoder.project_rows
+
+    def timed_project_rows(*args, **kwargs):
+        with record_function("fusion"):
+            return project_rows(*args, **kwargs)
+
     with module_ranges(groups):
         try:
             KnowledgeCLIPLoss.forward, common.teacher_embeddings = timed_loss_forward, timed_teacher_forward
+            model.fusion_encoder.project_rows = timed_project_rows
             yield
         finally:
             KnowledgeCLIPLoss.forward, common.teacher_embeddings = loss_forward, teacher_forward
+            del model.fusion_encoder.project_rows
 
 
 def _outermost_backward(event) -> bool:
