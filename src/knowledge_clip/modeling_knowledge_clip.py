@@ -609,7 +609,7 @@ class KnowledgeFusionModel(KnowledgeFusionPreTrainedModel):
         sequences (`embeddings`), computed once for all the calls of `forward` that read them.
 
         Args:
-            rows (`torch.Tensor` of shape `(num_rows, hidden_size)`).
+            rows (`torch.Tensor` of shape `(num_rows, hidden_size)`): the distinct rows, as `embeddings` returns them.
         """
         return self.layers[0].project_rows(rows)
 
