@@ -559,6 +559,7 @@ class KnowledgeFusionEmbeddings(nn.Module):
         role_rows = torch.where(positions == 0, 0, role_rows)
 
         num_table_rows = role_table.shape[0]
+        # On a GPU this is a host sync (the number of distinct rows), beside the one of `fuse`'s length buckets.
         pairs, input_rows = torch.unique((token_rows + 1) * num_table_rows + role_rows, return_inverse=True)
         pair_tokens, pair_roles = pairs // num_table_rows - 1, pairs % num_table_rows
         # The tokens are read from a view of their tensor: a copy of it with the table appended would cost its size.
