@@ -864,8 +864,9 @@ class KnowledgeCLIPModel(CLIPModel):
                 (`last_hidden_state`, `attention_mask`); implied by `output_hidden_states`/`output_attentions`.
                 Without them the first fusion layer normalises and projects each distinct input row once
                 ([`FusionRows`]; not under activation checkpointing, where keeping the projections for the backward
-                pass would cost more memory than the padded inputs) and the last runs at the two read positions only (`output_positions` of [`KnowledgeFusionModel.forward`]), which gives the same `Y` and
-                `R` for less work.
+                pass would cost more memory than the padded inputs) and the last runs at the two read positions only
+                (`output_positions` of [`KnowledgeFusionModel.forward`]), which gives the same `Y` and `R` for less
+                work.
         """
         relation_positions, lengths = self.fusion_encoder.embeddings.sequence_layout(entities, heads, tails)
         buckets = length_buckets(lengths)
