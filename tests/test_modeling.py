@@ -282,7 +282,12 @@ def test_gradient_checkpointing_gives_same_loss_and_gradients(tokenizer, batch, 
     # The first fusion layer's projections of the distinct input rows, computed once per step, unless checkpointing
     # replays the layer (then the padded inputs are kept, which take less memory than the projections would).
     project_rows, projected = model.fusion_encoder.project_rows, []
-    monkeypatch.setattr(model.fusion_encoder, "project_rows", lambda rows: projected.append(1) or project_rows(rows))
+
+    def counted_project_rows(rows):
+        projected.append(rows.shape[0])
+        return project_rows(rows)
+
+    monkeypatch.setattr(model.fusion_encoder, "project_rows", counted_project_rows)
 
     def loss_and_grads():
         projected.clear()
